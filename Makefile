@@ -1,0 +1,40 @@
+# Entry points. `make test` is what CI runs (.ci/run); see README.md.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+PY := .venv/bin
+
+.PHONY: help setup lint format test unit integration up down status
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+setup: ## install and build everything (cached outside the clone)
+	@hack/setup
+
+lint: setup ## ruff (lint + format check) and mypy --strict
+	$(PY)/ruff check .
+	$(PY)/ruff format --check .
+	$(PY)/mypy
+
+format: setup ## apply ruff's formatting and safe fixes
+	$(PY)/ruff format .
+	$(PY)/ruff check --fix .
+
+test: lint ## lint, then every test (unit, integration, end-to-end) on the local cluster
+	$(PY)/pytest -v
+
+unit: setup ## only the tests that need no services
+	$(PY)/pytest -m "not integration"
+
+integration: setup ## only the tests on the real services
+	$(PY)/pytest -v -m integration
+
+up: setup ## start the local cluster (PostgreSQL, Redis, Kafka, etcd, kube-apiserver)
+	@hack/devcluster up
+	@echo "connect with: eval \"\$$(hack/devcluster env)\""
+
+down: ## stop the local cluster's processes
+	@hack/devcluster down
+
+status: ## show which components of the local cluster run
+	@hack/devcluster status

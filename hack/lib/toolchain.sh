@@ -1,0 +1,100 @@
+# shellcheck shell=bash
+# Installs and builds the local cluster's components from package registries, idempotently.
+# Every build lands in CACHE_DIR under a directory named for its version and the hash of the
+# file that pins it, so a changed pin builds anew and an unchanged one is reused at once.
+# Sourced after common.sh.
+
+UV_VERSION="0.13.8"
+
+# ensure_debian_packages -> PostgreSQL 15, Redis 7 and openssl from Debian, if missing.
+ensure_debian_packages() {
+  local missing=()
+  [[ -x /usr/lib/postgresql/15/bin/postgres ]] || missing+=(postgresql-15)
+  command -v redis-server >/dev/null || missing+=(redis-server)
+  command -v openssl >/dev/null || missing+=(openssl)
+  ((${#missing[@]} == 0)) && return 0
+  log "installing Debian packages: ${missing[*]}"
+  local sudo=""
+  [[ $(id -u) -eq 0 ]] || sudo="sudo"
+  $sudo apt-get install -y -q "${missing[@]}" >/dev/null 2>&1 || {
+    $sudo apt-get update -q >/dev/null && $sudo apt-get install -y -q "${missing[@]}" >/dev/null
+  } || die "apt-get install ${missing[*]} failed"
+  # The Debian package starts no server here (no systemd); ours are started by devcluster.
+}
+
+# uv_bin -> path of a pinned uv, installed from PyPI into the cache on first use.
+uv_bin() {
+  local dir="$CACHE_DIR/uv-$UV_VERSION"
+  if [[ ! -x "$dir/bin/uv" ]]; then
+    log "installing uv $UV_VERSION from PyPI"
+    rm -rf "$dir"
+    python3 -m venv "$dir" >&2
+    "$dir/bin/python" -m pip install -q "uv==$UV_VERSION" >&2 || die "pip install uv==$UV_VERSION failed"
+  fi
+  printf '%s\n' "$dir/bin/uv"
+}
+
+# _go_build NAME MODULE_DIR BINARY=PACKAGE... -> builds Go main packages of a wrapper module
+# into CACHE_DIR/NAME-<version>-<hash of go.mod and go.sum>/bin and prints that bin directory.
+_go_build() {
+  local name="$1" moddir="$2"; shift 2
+  local version out spec missing=()
+  version="$(awk '$1 ~ /^(k8s.io\/kubernetes|go.etcd.io\/etcd\/server\/v3)$/ {print $2; exit}' "$moddir/go.mod")"
+  out="$CACHE_DIR/$name-${version:-unknown}-$(printf '%s' "${GO_LDFLAGS_X:-}" | cat - "$moddir/go.mod" "$moddir/go.sum" | sha256sum | cut -c1-10)/bin"
+  for spec in "$@"; do [[ -x "$out/${spec%%=*}" ]] || missing+=("$spec"); done
+  if ((${#missing[@]} > 0)); then
+    log "building $name $version from the Go module proxy (cold: several minutes on 2 cores)"
+    local start=$SECONDS
+    mkdir -p "$out"
+    for spec in "${missing[@]}"; do
+      log "  go build ${spec#*=}"
+      (cd "$moddir" && go build -trimpath -ldflags="-s -w ${GO_LDFLAGS_X:-}" -o "$out/${spec%%=*}.tmp" "${spec#*=}") >&2 \
+        || die "go build ${spec#*=} failed (see above)"
+      mv "$out/${spec%%=*}.tmp" "$out/${spec%%=*}"
+    done
+    log "built $name $version in $((SECONDS - start)) s"
+  fi
+  printf '%s\n' "$out"
+}
+
+k8s_bin_dir() {
+  # The release build stamps its version with -X; without it the binaries report
+  # v0.0.0-master and kubectl and helm refuse to parse the server version.
+  local v m n p ldx=""
+  v="$(awk '$1 == "k8s.io/kubernetes" {print $2; exit}' "$HACK_DIR/gomod/k8s/go.mod")"
+  IFS=. read -r m n p <<<"${v#v}"
+  for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ldx+=" -X $p.gitVersion=$v -X $p.gitMajor=$m -X $p.gitMinor=$n -X $p.gitTreeState=clean"
+  done
+  GO_LDFLAGS_X="$ldx" _go_build k8s "$HACK_DIR/gomod/k8s" kube-apiserver=k8s.io/kubernetes/cmd/kube-apiserver \
+    kubectl=k8s.io/kubernetes/cmd/kubectl
+}
+
+etcd_bin_dir() {
+  _go_build etcd "$HACK_DIR/gomod/etcd" etcd=go.etcd.io/etcd/server/v3
+}
+
+# kafka_lib_dir -> the broker's class path folder, resolved from Maven Central by hack/kafka/pom.xml.
+kafka_lib_dir() {
+  local pom="$HACK_DIR/kafka/pom.xml" version out
+  version="$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$pom")"
+  out="$CACHE_DIR/kafka-$version-$(file_hash "$pom")/lib"
+  if [[ ! -f "$out/.complete" ]]; then
+    log "resolving Apache Kafka $version jars from Maven Central"
+    rm -rf "$out"
+    mvn -q -B -Dstyle.color=never -f "$pom" dependency:copy-dependencies -DincludeScope=runtime \
+      -DoutputDirectory="$out" >"$CACHE_DIR/mvn-kafka.log" 2>&1 \
+      || { cat "$CACHE_DIR/mvn-kafka.log" >&2; die "mvn dependency:copy-dependencies failed"; }
+    touch "$out/.complete"
+  fi
+  printf '%s\n' "$out"
+}
+
+# ensure_toolchain -> every component built or installed; prints nothing on a warm cache.
+ensure_toolchain() {
+  mkdir -p "$CACHE_DIR"
+  ensure_debian_packages
+  kafka_lib_dir >/dev/null
+  etcd_bin_dir >/dev/null
+  k8s_bin_dir >/dev/null
+}

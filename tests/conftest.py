@@ -1,0 +1,128 @@
+"""Session-wide fixtures: the local cluster, and per-test isolation on each of its services.
+
+A test under tests/integration/ is marked `integration` and gets the real services of
+`hack/devcluster`: brought up once per session, or reused when already running (then left
+running). Each test has its own Kubernetes namespace, PostgreSQL database, Kafka topic names
+and Redis key prefix.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+import pytest_asyncio
+import redis.asyncio as aioredis
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from kubernetes import client as k8s_client
+from kubernetes import config as k8s_config
+
+from tests.support import devcluster
+from tests.support.devcluster import ClusterEnv
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if (
+            "tests/integration" in Path(str(item.fspath)).as_posix()
+            or "tests/e2e" in Path(str(item.fspath)).as_posix()
+        ):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[ClusterEnv]:
+    """The running local cluster (started here if it was not running)."""
+    started_here = False
+    if not devcluster.is_running():
+        devcluster.up()
+        started_here = True
+    yield devcluster.read_env()
+    if started_here and not devcluster.keep_running():
+        devcluster.down()
+
+
+def unique_name(prefix: str) -> str:
+    """`prefix` plus 10 random hex digits: a name no other test or run uses."""
+    return f"{prefix}{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture(scope="session")
+def k8s_api(cluster: ClusterEnv) -> k8s_client.ApiClient:
+    """A kubernetes client configured from the cluster's kubeconfig."""
+    return k8s_config.new_client_from_config(config_file=cluster.kubeconfig)
+
+
+@pytest.fixture
+def namespace(k8s_api: k8s_client.ApiClient) -> Iterator[str]:
+    """A fresh namespace for one test, deleted afterwards.
+
+    Without a controller manager a deleted namespace stays Terminating; its name is never reused.
+    """
+    name = unique_name("t-")
+    core = k8s_client.CoreV1Api(k8s_api)
+    core.create_namespace(k8s_client.V1Namespace(metadata=k8s_client.V1ObjectMeta(name=name)))
+    yield name
+    core.delete_namespace(name)
+
+
+def _libpq_url(database_url: str, database: str) -> str:
+    base = database_url.replace("postgresql+asyncpg://", "postgresql://")
+    return base.rsplit("/", 1)[0] + "/" + database
+
+
+@pytest_asyncio.fixture
+async def database_url(cluster: ClusterEnv) -> AsyncIterator[str]:
+    """SQLAlchemy URL (postgresql+asyncpg) of a fresh database for one test, dropped afterwards."""
+    name = unique_name("t_")
+    admin = await asyncpg.connect(_libpq_url(cluster.database_url, "postgres"))
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        yield cluster.database_url.rsplit("/", 1)[0] + "/" + name
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest_asyncio.fixture
+async def redis_prefix(cluster: ClusterEnv) -> AsyncIterator[str]:
+    """A Redis key prefix for one test; its keys are deleted afterwards."""
+    prefix = unique_name("t:") + ":"
+    yield prefix
+    conn = aioredis.from_url(cluster.redis_url)
+    try:
+        keys = [k async for k in conn.scan_iter(match=prefix + "*")]
+        if keys:
+            await conn.delete(*keys)
+    finally:
+        await conn.aclose()
+
+
+TopicFactory = Callable[..., Awaitable[str]]
+
+
+@pytest_asyncio.fixture
+async def kafka_topic(cluster: ClusterEnv) -> AsyncIterator[TopicFactory]:
+    """Create uniquely named topics for one test: `await kafka_topic("callbacks", partitions=3)`.
+
+    The topics are deleted afterwards. The broker does not auto-create topics.
+    """
+    admin = AIOKafkaAdminClient(bootstrap_servers=cluster.kafka_bootstrap_servers)
+    await admin.start()
+    created: list[str] = []
+
+    async def create(suffix: str = "topic", partitions: int = 1) -> str:
+        name = f"{unique_name('test.')}.{suffix}"
+        await admin.create_topics([NewTopic(name, partitions, 1)])
+        created.append(name)
+        return name
+
+    try:
+        yield create
+    finally:
+        if created:
+            await admin.delete_topics(created)
+        await admin.close()

@@ -1,0 +1,1 @@
+"""The provider API and workers."""
