@@ -10,10 +10,15 @@ import pytest
 from pydantic import ValidationError
 
 from common_core import (
+    BULK_MAX_ITEMS,
     BatchStateEnum,
+    BulkItemOutcome,
+    CJAssessmentCompletedV1,
     ErrorDetail,
     EssayComparisonWinner,
+    EssayRanking,
     EventEnvelope,
+    LLMComparisonBulkRequest,
     LLMComparisonRequest,
     LLMComparisonResultV1,
     LLMErrorCode,
@@ -21,6 +26,7 @@ from common_core import (
     LLMQueuedResponse,
     ProcessingEvent,
     QueuedRequest,
+    QueuePriority,
     TokenUsage,
 )
 
@@ -279,3 +285,65 @@ def test_queued_response_has_no_polling_fields() -> None:
     fields = set(LLMQueuedResponse.model_fields)
     assert "status_url" not in fields and "retry_after" not in fields
     assert {"queue_id", "status", "queued_at", "estimated_wait_seconds"} <= fields
+
+
+def test_bulk_outcome_is_queued_xor_error() -> None:
+    queued = LLMQueuedResponse(
+        queue_id=uuid4(),
+        correlation_id=uuid4(),
+        queued_at=NOW,
+        estimated_wait_seconds=0.5,
+        priority=QueuePriority.NORMAL,
+    )
+    BulkItemOutcome(index=0, correlation_id=queued.correlation_id, queued=queued)
+    BulkItemOutcome(index=1, correlation_id=uuid4(), error=_error(LLMErrorCode.CONTENT_TOO_LONG))
+    with pytest.raises(ValidationError, match="either queued or an error"):
+        BulkItemOutcome(index=2, correlation_id=uuid4())
+    with pytest.raises(ValidationError, match="either queued or an error"):
+        BulkItemOutcome(index=3, correlation_id=uuid4(), queued=queued, error=_error())
+
+
+def test_bulk_request_bounds() -> None:
+    one = LLMComparisonRequest.model_validate(_request())
+    with pytest.raises(ValidationError, match="at least 1"):
+        LLMComparisonBulkRequest(requests=[])
+    with pytest.raises(ValidationError, match="at most 1000"):
+        LLMComparisonBulkRequest(requests=[one] * (BULK_MAX_ITEMS + 1))
+
+
+def test_completion_event_round_trip() -> None:
+    event = CJAssessmentCompletedV1(
+        batch_id="uid-1",
+        namespace="ns",
+        name="essays-9",
+        state=BatchStateEnum.COMPLETED,
+        reason="ScoresStable",
+        essays=2,
+        submitted=3,
+        completed=3,
+        failed=0,
+        rounds=1,
+        reliability=0.81,
+        provider="offline",
+        model="offline-v1",
+        cost_usd=0.0,
+        total_tokens=0,
+        started_at=NOW,
+        finished_at=NOW + timedelta(minutes=2),
+        rankings=[
+            EssayRanking(
+                essay_id="a", score=0.4, standard_error=0.3, rank=1, comparisons=3, wins=2
+            ),
+            EssayRanking(
+                essay_id="b", score=-0.4, standard_error=0.3, rank=2, comparisons=3, wins=1
+            ),
+        ],
+    )
+    envelope = EventEnvelope[CJAssessmentCompletedV1](
+        event_type=ProcessingEvent.CJ_ASSESSMENT_COMPLETED.value,
+        source_service="cj-operator",
+        correlation_id=uuid4(),
+        data=event,
+    )
+    parsed = EventEnvelope[CJAssessmentCompletedV1].model_validate_json(envelope.model_dump_json())
+    assert parsed.data == event

@@ -7,6 +7,14 @@ from common_core.api import (
     LLMQueuedResponse,
     QueuedRequest,
 )
+from common_core.assessment import CJAssessmentCompletedV1, EssayRanking
+from common_core.bulk import (
+    BULK_MAX_ITEMS,
+    BatchCancelResponse,
+    BulkItemOutcome,
+    LLMComparisonBulkRequest,
+    LLMComparisonBulkResponse,
+)
 from common_core.enums import (
     BatchStateEnum,
     EssayComparisonWinner,
@@ -23,12 +31,19 @@ from common_core.events import (
 )
 
 __all__ = [
+    "BULK_MAX_ITEMS",
     "JUSTIFICATION_MAX_CHARS",
     "KAFKA_TOPIC_PATTERN",
+    "BatchCancelResponse",
     "BatchStateEnum",
+    "BulkItemOutcome",
+    "CJAssessmentCompletedV1",
     "ErrorDetail",
     "EssayComparisonWinner",
+    "EssayRanking",
     "EventEnvelope",
+    "LLMComparisonBulkRequest",
+    "LLMComparisonBulkResponse",
     "LLMComparisonRequest",
     "LLMComparisonResultV1",
     "LLMConfigOverrides",
