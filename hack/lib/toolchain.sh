@@ -90,6 +90,41 @@ kafka_lib_dir() {
   printf '%s\n' "$out"
 }
 
+# helm_bin_dir -> folder holding helm, built from the wrapper module hack/gomod/helm (which pins
+# helm.sh/helm/v3) and cached by _go_build under helm-<version>-...-<hash of go.mod, go.sum and
+# the stamps>. The -X stamps are those of helm's release Makefile: the version `helm version`
+# prints, and the Kubernetes version `helm template`/`helm lint` assume without a cluster
+# (major = client-go's v0 + 1, minor = client-go's minor, e.g. v0.37.0 -> 1.37).
+helm_bin_dir() {
+  local mod="$HACK_DIR/gomod/helm" v kv km kn p ldx
+  v="$(awk '$1 == "helm.sh/helm/v3" {print $2; exit}' "$mod/go.mod")"
+  kv="$(awk '$1 == "k8s.io/client-go" {print $2; exit}' "$mod/go.mod")"
+  IFS=. read -r km kn _ <<<"${kv#v}"
+  ldx=" -X helm.sh/helm/v3/internal/version.version=$v"
+  ldx+=" -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
+  for p in helm.sh/helm/v3/pkg/lint/rules helm.sh/helm/v3/pkg/chartutil; do
+    ldx+=" -X $p.k8sVersionMajor=$((km + 1)) -X $p.k8sVersionMinor=$kn"
+  done
+  GO_LDFLAGS_X="$ldx" _go_build "helm-$v" "$mod" helm=helm.sh/helm/v3/cmd/helm
+}
+
+# prometheus_bin -> path of the Prometheus server from the Debian package `prometheus` (which
+# also installs promtool beside it), installed with apt-get when missing. Nothing is started:
+# the tests run their own Prometheus with their own configuration and data directory.
+prometheus_bin() {
+  if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then
+    log "installing Debian package: prometheus"
+    local sudo=""
+    [[ $(id -u) -eq 0 ]] || sudo="sudo"
+    # --no-install-recommends: the node exporter it recommends is not needed here.
+    $sudo apt-get install -y -q --no-install-recommends prometheus >/dev/null 2>&1 || {
+      $sudo apt-get update -q >/dev/null \
+        && $sudo apt-get install -y -q --no-install-recommends prometheus >/dev/null
+    } || die "apt-get install prometheus failed"
+  fi
+  command -v prometheus
+}
+
 # ensure_toolchain -> every component built or installed; prints nothing on a warm cache.
 ensure_toolchain() {
   mkdir -p "$CACHE_DIR"
@@ -97,4 +132,6 @@ ensure_toolchain() {
   kafka_lib_dir >/dev/null
   etcd_bin_dir >/dev/null
   k8s_bin_dir >/dev/null
+  helm_bin_dir >/dev/null
+  prometheus_bin >/dev/null
 }
