@@ -1,0 +1,138 @@
+"""The model manifest: which models each provider offers and their prices.
+
+Prices are list prices in USD per million tokens (input, output) as published by the vendors
+(Anthropic's and OpenAI's pricing pages, checked 2025-11). Local judges (`offline`,
+`simulated`, `mock`) and `openai_compatible` models cost nothing unless a manifest file
+(CJ_MODEL_MANIFEST_PATH) says otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from common_core import LLMProviderType
+
+
+class ModelInfo(BaseModel):
+    """One model a provider offers, with its prices (USD per million tokens)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    provider: LLMProviderType
+    model: str = Field(min_length=1)
+    input_usd_per_mtok: float = Field(ge=0.0)
+    output_usd_per_mtok: float = Field(ge=0.0)
+    description: str = ""
+
+
+def _m(provider: LLMProviderType, model: str, inp: float, out: float, desc: str) -> ModelInfo:
+    return ModelInfo(
+        provider=provider,
+        model=model,
+        input_usd_per_mtok=inp,
+        output_usd_per_mtok=out,
+        description=desc,
+    )
+
+
+_A = LLMProviderType.ANTHROPIC
+_O = LLMProviderType.OPENAI
+
+BUILTIN_MODELS: tuple[ModelInfo, ...] = (
+    _m(_A, "claude-opus-4-5", 5.0, 25.0, "Anthropic Claude Opus 4.5"),
+    _m(_A, "claude-opus-4-1", 15.0, 75.0, "Anthropic Claude Opus 4.1"),
+    _m(_A, "claude-sonnet-4-5", 3.0, 15.0, "Anthropic Claude Sonnet 4.5"),
+    _m(_A, "claude-sonnet-4-0", 3.0, 15.0, "Anthropic Claude Sonnet 4"),
+    _m(_A, "claude-haiku-4-5", 1.0, 5.0, "Anthropic Claude Haiku 4.5"),
+    _m(_A, "claude-3-5-haiku-latest", 0.8, 4.0, "Anthropic Claude Haiku 3.5"),
+    _m(_O, "gpt-5", 1.25, 10.0, "OpenAI GPT-5"),
+    _m(_O, "gpt-5-mini", 0.25, 2.0, "OpenAI GPT-5 mini"),
+    _m(_O, "gpt-5-nano", 0.05, 0.4, "OpenAI GPT-5 nano"),
+    _m(_O, "gpt-4.1", 2.0, 8.0, "OpenAI GPT-4.1"),
+    _m(_O, "gpt-4.1-mini", 0.4, 1.6, "OpenAI GPT-4.1 mini"),
+    _m(_O, "gpt-4.1-nano", 0.1, 0.4, "OpenAI GPT-4.1 nano"),
+    _m(_O, "gpt-4o", 2.5, 10.0, "OpenAI GPT-4o"),
+    _m(_O, "gpt-4o-mini", 0.15, 0.6, "OpenAI GPT-4o mini"),
+    _m(
+        LLMProviderType.OFFLINE,
+        "offline-quality-v1",
+        0.0,
+        0.0,
+        "Deterministic essay-quality judge, no network (docs/offline-judge.md)",
+    ),
+    _m(
+        LLMProviderType.SIMULATED,
+        "simulated-bt",
+        0.0,
+        0.0,
+        "Bradley-Terry draws from true scores in request metadata (benchmarks)",
+    ),
+    _m(LLMProviderType.MOCK, "mock", 0.0, 0.0, "Latency and fault injection (tests)"),
+)
+
+# Providers whose models must be listed in the manifest: their requests cost money, and a
+# typo in a model name should be refused at submission rather than discovered by the vendor.
+PRICED_PROVIDERS = frozenset({LLMProviderType.ANTHROPIC, LLMProviderType.OPENAI})
+
+
+class ModelManifest:
+    """The models known to this installation, keyed by (provider, model)."""
+
+    def __init__(self, models: tuple[ModelInfo, ...] | list[ModelInfo]) -> None:
+        self._models: dict[tuple[LLMProviderType, str], ModelInfo] = {}
+        for info in models:
+            self._models[(info.provider, info.model)] = info
+
+    @classmethod
+    def load(cls, extra_path: Path | None = None) -> ModelManifest:
+        """The built-in manifest, plus (replacing on equal keys) the models of `extra_path`.
+
+        Raises `ValueError` naming the file when it is unreadable or not a JSON list of
+        ModelInfo objects.
+        """
+        models = list(BUILTIN_MODELS)
+        if extra_path is not None:
+            try:
+                raw = json.loads(extra_path.read_text(encoding="utf-8"))
+                models.extend(TypeAdapter(list[ModelInfo]).validate_python(raw))
+            except (OSError, ValueError) as exc:
+                raise ValueError(f"bad model manifest {extra_path}: {exc}") from exc
+        return cls(models)
+
+    def all(self) -> list[ModelInfo]:
+        """Every model, sorted by provider then model name."""
+        return sorted(self._models.values(), key=lambda m: (m.provider.value, m.model))
+
+    def get(self, provider: LLMProviderType, model: str) -> ModelInfo | None:
+        """The entry for `model` of `provider`, or None."""
+        return self._models.get((provider, model))
+
+    def check(self, provider: LLMProviderType, model: str) -> str | None:
+        """None when `model` may be used with `provider`, else a message saying why not.
+
+        Models of `anthropic` and `openai` must be listed; other providers accept any name.
+        """
+        if provider not in PRICED_PROVIDERS or (provider, model) in self._models:
+            return None
+        known = ", ".join(m.model for m in self.all() if m.provider == provider)
+        return (
+            f"model {model!r} is not in the manifest for provider {provider.value!r} "
+            f"(known: {known}); add it with CJ_MODEL_MANIFEST_PATH"
+        )
+
+    def cost_usd(
+        self, provider: LLMProviderType, model: str, prompt_tokens: int, completion_tokens: int
+    ) -> float:
+        """USD cost of one call: tokens x list price / 1e6 (0 for unlisted models).
+
+        e.g. claude-sonnet-4-5 at 3/15 USD per MTok, 2,000 in + 100 out -> 0.0075 USD.
+        """
+        info = self._models.get((provider, model))
+        if info is None:
+            return 0.0
+        return (
+            prompt_tokens * info.input_usd_per_mtok + completion_tokens * info.output_usd_per_mtok
+        ) / 1_000_000

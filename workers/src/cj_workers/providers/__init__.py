@@ -1,0 +1,1 @@
+"""Judges: the LLM providers and the local ones (offline, simulated, mock)."""

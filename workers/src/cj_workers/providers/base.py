@@ -1,0 +1,96 @@
+"""What every judge takes and gives back, and the error it raises.
+
+A judge is anything with `async judge(call) -> JudgeAnswer` (the `Judge` protocol); the
+worker's retry, rate-limit and circuit-breaker logic sits around it and is the same for all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+from uuid import UUID
+
+from common_core import EssayComparisonWinner, LLMErrorCode, LLMProviderType
+
+
+@dataclass(frozen=True)
+class JudgeCall:
+    """One comparison to judge.
+
+    `system_prompt` and `user_message` are the full prompt (see `prompt.py`); `essay_a`,
+    `essay_b` and `user_prompt` are the raw parts for judges that read text directly.
+    `metadata` is the request's metadata: only the `simulated` judge may read it, and no
+    judge may show it to a model. `timeout_seconds` bounds one call.
+    """
+
+    correlation_id: UUID
+    provider: LLMProviderType
+    model: str
+    system_prompt: str
+    user_message: str
+    user_prompt: str
+    essay_a: str
+    essay_b: str
+    temperature: float
+    max_tokens: int
+    timeout_seconds: float
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class JudgeAnswer:
+    """A judge's verdict: `confidence` is on the 1-5 scale; token counts as reported."""
+
+    winner: EssayComparisonWinner
+    justification: str
+    confidence: float
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class JudgeError(Exception):
+    """A call that gave no usable verdict.
+
+    `retryable`: another attempt may succeed (429, 5xx, timeouts, connection errors).
+    `retry_after`: seconds the provider asked us to wait (Retry-After), if it said.
+    `provider_fault`: counts towards the provider's circuit breaker (5xx, timeouts,
+    connection errors), as opposed to faults of the request or the answer.
+    """
+
+    def __init__(
+        self,
+        code: LLMErrorCode,
+        message: str,
+        *,
+        retryable: bool = False,
+        retry_after: float | None = None,
+        provider_fault: bool = False,
+        details: Mapping[str, Any] | None = None,
+        prompt_tokens: int = 0,
+        completion_tokens: int = 0,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.retryable = retryable
+        self.retry_after = retry_after
+        self.provider_fault = provider_fault
+        self.details: dict[str, Any] = dict(details or {})
+        self.prompt_tokens = prompt_tokens
+        self.completion_tokens = completion_tokens
+
+    def __repr__(self) -> str:
+        return f"JudgeError({self.code.value}, {self.message!r}, retryable={self.retryable})"
+
+
+class Judge(Protocol):
+    """A provider client: one comparison in, one verdict out (or `JudgeError`)."""
+
+    async def judge(self, call: JudgeCall) -> JudgeAnswer:
+        """Judge `call`; raises `JudgeError` for every failure it can name."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections."""
+        ...
