@@ -1,0 +1,47 @@
+# syntax=docker/dockerfile:1.7
+# The provider-side image, one image for three commands: `cj-worker` (default), `cj-provider-api`
+# (the HTTP API) and `cj-bootstrap-topics` (the chart's topic Job). Build from the repository root:
+#   docker build -f docker/workers.Dockerfile -t cj-workers .
+# Multi-stage: uv resolves the locked dependencies (uv.lock, no dev group) into a virtual
+# environment in the build stage; the runtime stage holds that environment and nothing else.
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+ARG UV_IMAGE=ghcr.io/astral-sh/uv:0.13.8
+
+FROM ${UV_IMAGE} AS uv
+
+FROM ${PYTHON_IMAGE} AS build
+COPY --from=uv /uv /usr/local/bin/uv
+ENV UV_COMPILE_BYTECODE=1 \
+    UV_LINK_MODE=copy \
+    UV_PYTHON_DOWNLOADS=never \
+    UV_PROJECT_ENVIRONMENT=/app/.venv
+WORKDIR /src
+# Dependencies first: this layer is reused while only our own code changes. Every workspace
+# member's pyproject.toml is needed for uv to read the workspace, even those not installed.
+COPY pyproject.toml uv.lock ./
+COPY common_core/pyproject.toml common_core/pyproject.toml
+COPY operator/pyproject.toml operator/pyproject.toml
+COPY workers/pyproject.toml workers/pyproject.toml
+RUN --mount=type=cache,target=/root/.cache/uv \
+    uv sync --frozen --no-dev --no-install-workspace --package cj-workers
+COPY common_core/ common_core/
+COPY workers/ workers/
+RUN --mount=type=cache,target=/root/.cache/uv \
+    uv sync --frozen --no-dev --no-editable --package cj-workers
+
+FROM ${PYTHON_IMAGE} AS runtime
+LABEL org.opencontainers.image.title="cj-workers" \
+      org.opencontainers.image.description="CJ provider API and stateless LLM comparison workers"
+# A fixed numeric user, so Kubernetes' runAsNonRoot can verify it without /etc/passwd.
+RUN groupadd --system --gid 10001 cj \
+    && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
+       --shell /usr/sbin/nologin cj
+COPY --from=build /app/.venv /app/.venv
+ENV PATH=/app/.venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1
+WORKDIR /app
+USER 10001:10001
+# 8080: provider API (CJ_API_PORT); 9090: worker /metrics, /healthz, /readyz (CJ_WORKER_METRICS_PORT).
+EXPOSE 8080 9090
+CMD ["cj-worker"]
