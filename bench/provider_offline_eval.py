@@ -111,8 +111,8 @@ def main() -> int:
         "| prompt | essays | Spearman rho | Kendall tau | baseline rho |",
         "|---|---:|---:|---:|---:|",
     ]
-    for p, (n, rho, tau) in table.items():
-        lines.append(f"| {p} | {n} | {rho:.3f} | {tau:.3f} | {baseline[p][1]:.3f} |")
+    for p, (count, rho, tau) in table.items():
+        lines.append(f"| {p} | {count} | {rho:.3f} | {tau:.3f} | {baseline[p][1]:.3f} |")
     lines.append(
         f"| **median over {len(table)} prompts** | {len(essays)} | "
         f"**{statistics.median(rhos):.3f}** | {statistics.median(taus):.3f} | "
