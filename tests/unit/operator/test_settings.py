@@ -1,0 +1,87 @@
+"""OperatorSettings: defaults, environment names, and clear errors for bad values."""
+
+from __future__ import annotations
+
+import pytest
+from cj_operator.settings import OperatorSettings
+from pydantic import ValidationError
+
+_OUR_VARS = (
+    "DATABASE_URL",
+    "KAFKA_BOOTSTRAP_SERVERS",
+    "KUBECONFIG",
+    "LLM_PROVIDER_CALLBACK_TOPIC",
+    "BATCH_TIMEOUT_HOURS",
+    "BATCH_MONITOR_INTERVAL_MINUTES",
+    "MIN_SUCCESS_RATE_THRESHOLD",
+    "POD_ID",
+)
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    for name in list(os.environ):
+        if name in _OUR_VARS or name.startswith("CJ_OPERATOR_"):
+            monkeypatch.delenv(name)
+
+
+def test_platform_defaults() -> None:
+    s = OperatorSettings()
+    assert s.callback_topic == "huleedu.llm_provider.comparison_result.v1"
+    assert s.batch_timeout_hours == 4.0
+    assert s.batch_monitor_interval_minutes == 5.0
+    assert s.min_success_rate_threshold == 0.8
+    assert s.completion_topic == "huleedu.cj_assessment.completed.v1"
+    assert s.batch_timeout_seconds == 4 * 3600
+    assert s.monitor_interval_seconds == 300
+
+
+def test_reads_the_documented_variable_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql://u:p@db:5432/cj")
+    monkeypatch.setenv("BATCH_TIMEOUT_HOURS", "1.5")
+    monkeypatch.setenv("CJ_OPERATOR_PROVIDER_API_URL", "http://api:8080/")
+    monkeypatch.setenv("CJ_OPERATOR_PROVIDER_API_TOKEN", "s3cret")
+    s = OperatorSettings()
+    assert s.database_url == "postgresql+asyncpg://u:p@db:5432/cj"
+    assert s.batch_timeout_hours == 1.5
+    assert s.provider_api_url == "http://api:8080"
+    assert s.provider_api_token is not None
+    assert s.provider_api_token.get_secret_value() == "s3cret"
+    assert "s3cret" not in repr(s)
+
+
+def test_field_names_are_not_read_as_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CALLBACK_TOPIC", "other.topic")
+    assert OperatorSettings().callback_topic == "huleedu.llm_provider.comparison_result.v1"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "needle"),
+    [
+        ("DATABASE_URL", "mysql://x/y", "DATABASE_URL must be a PostgreSQL URL"),
+        ("CJ_OPERATOR_PROVIDER_API_URL", "api:8080", "CJ_OPERATOR_PROVIDER_API_URL"),
+        ("MIN_SUCCESS_RATE_THRESHOLD", "1.5", "MIN_SUCCESS_RATE_THRESHOLD"),
+        ("LLM_PROVIDER_CALLBACK_TOPIC", "bad topic", "LLM_PROVIDER_CALLBACK_TOPIC"),
+        ("CJ_OPERATOR_SUBMIT_CHUNK_SIZE", "5000", "CJ_OPERATOR_SUBMIT_CHUNK_SIZE"),
+        (
+            "CJ_OPERATOR_DEAD_LETTER_TOPIC",
+            "huleedu.llm_provider.comparison_result.v1",
+            "must differ",
+        ),
+    ],
+)
+def test_bad_values_name_the_variable(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, needle: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError) as err:
+        OperatorSettings()
+    assert needle in str(err.value)
+
+
+def test_every_field_is_documented() -> None:
+    for name, field in OperatorSettings.model_fields.items():
+        assert field.description, f"{name} has no description"
+        assert field.validation_alias is not None, f"{name} has no environment variable"
