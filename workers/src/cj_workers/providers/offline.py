@@ -182,10 +182,7 @@ def offline_verdict(essay_a: str, essay_b: str) -> JudgeAnswer:
         a_wins = essay_a <= essay_b
     winner = EssayComparisonWinner.ESSAY_A if a_wins else EssayComparisonWinner.ESSAY_B
     label = "A" if a_wins else "B"
-    justification = (
-        f"Essay {label} scores higher on surface quality ({max(qa, qb):.2f} vs "
-        f"{min(qa, qb):.2f}): vocabulary range, spelling and conventions."
-    )
+    justification = f"Essay {label} reads better ({max(qa, qb):.1f} vs {min(qa, qb):.1f})."
     return JudgeAnswer(
         winner=winner,
         justification=justification,

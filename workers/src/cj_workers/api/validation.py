@@ -1,0 +1,146 @@
+"""Request checks of the provider API, as pure functions returning ErrorDetail or None."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+from uuid import UUID
+
+from pydantic import ValidationError
+
+from cj_workers.manifest import ModelManifest
+from common_core import ErrorDetail, LLMComparisonRequest, LLMErrorCode, LLMProviderType
+
+SERVICE = "cj-provider-api"
+
+HTTP_STATUS: dict[LLMErrorCode, int] = {
+    LLMErrorCode.CALLBACK_TOPIC_MISSING: 400,
+    LLMErrorCode.INVALID_CALLBACK_TOPIC: 400,
+    LLMErrorCode.INVALID_PROMPT: 400,
+    LLMErrorCode.INVALID_CONFIG: 400,
+    LLMErrorCode.CONTENT_TOO_LONG: 413,
+    LLMErrorCode.QUEUE_FULL: 503,
+    LLMErrorCode.PROVIDER_UNAVAILABLE: 503,
+    LLMErrorCode.INTERNAL_ERROR: 500,
+}
+"""HTTP status of each refusal code (anything else: 400)."""
+
+_RANK = [
+    LLMErrorCode.CALLBACK_TOPIC_MISSING,
+    LLMErrorCode.INVALID_CALLBACK_TOPIC,
+    LLMErrorCode.INVALID_CONFIG,
+    LLMErrorCode.INVALID_PROMPT,
+]
+
+
+def error(
+    code: LLMErrorCode,
+    message: str,
+    operation: str,
+    correlation_id: UUID | None = None,
+    **details: Any,
+) -> ErrorDetail:
+    """An ErrorDetail from this service (retryable only for QUEUE_FULL)."""
+    return ErrorDetail(
+        error_code=code,
+        message=message[:2000],
+        correlation_id=correlation_id,
+        service=SERVICE,
+        operation=operation,
+        retryable=code in (LLMErrorCode.QUEUE_FULL, LLMErrorCode.PROVIDER_UNAVAILABLE),
+        details=details,
+    )
+
+
+def _code_for(loc: Sequence[str | int], err_type: str, raw: Any) -> LLMErrorCode:
+    field = next((str(p) for p in loc if p not in ("body",) and not isinstance(p, int)), "")
+    if field == "callback_topic":
+        missing = err_type == "missing" or (isinstance(raw, str) and not raw.strip())
+        return (
+            LLMErrorCode.CALLBACK_TOPIC_MISSING if missing else LLMErrorCode.INVALID_CALLBACK_TOPIC
+        )
+    if field == "llm_config_overrides":
+        return LLMErrorCode.INVALID_CONFIG
+    return LLMErrorCode.INVALID_PROMPT
+
+
+def from_validation_errors(
+    errors: Sequence[Any], body: Any, operation: str, skip: int = 1
+) -> ErrorDetail:
+    """One ErrorDetail for pydantic/FastAPI validation errors of a comparison request.
+
+    The code is the most specific one found: CALLBACK_TOPIC_MISSING (absent or blank),
+    INVALID_CALLBACK_TOPIC, INVALID_CONFIG (llm_config_overrides), else INVALID_PROMPT. The
+    message lists every problem as `field: reason`. `skip` leading loc parts are dropped
+    (FastAPI's "body").
+    """
+    codes = []
+    problems = []
+    for e in errors:
+        loc = list(e.get("loc", ()))[skip:]
+        raw = body.get("callback_topic") if isinstance(body, dict) else None
+        codes.append(_code_for(loc, str(e.get("type", "")), raw))
+        where = ".".join(str(p) for p in loc) or "body"
+        problems.append(f"{where}: {e.get('msg', 'invalid')}")
+    code = min(codes, key=_RANK.index) if codes else LLMErrorCode.INVALID_PROMPT
+    if code is LLMErrorCode.CALLBACK_TOPIC_MISSING:
+        head = "callback_topic is required: results are delivered only on Kafka"
+    else:
+        head = "invalid comparison request"
+    return error(code, f"{head} ({'; '.join(problems)})", operation, fields=problems)
+
+
+def parse_request(item: Any, operation: str) -> LLMComparisonRequest | ErrorDetail:
+    """Validate one raw JSON item as an LLMComparisonRequest (or say what is wrong)."""
+    try:
+        return LLMComparisonRequest.model_validate(item)
+    except ValidationError as exc:
+        return from_validation_errors(exc.errors(), item, operation, skip=0)
+
+
+def check_request(
+    request: LLMComparisonRequest,
+    *,
+    topic_pattern: re.Pattern[str],
+    max_essay_chars: int,
+    max_prompt_chars: int,
+    manifest: ModelManifest,
+    default_provider: LLMProviderType | None,
+    operation: str,
+) -> ErrorDetail | None:
+    """The configured checks a schema cannot express: callback topic allow-pattern, sizes,
+    and the model manifest (models of priced providers must be listed)."""
+    cid = request.correlation_id
+    if not topic_pattern.fullmatch(request.callback_topic):
+        return error(
+            LLMErrorCode.INVALID_CALLBACK_TOPIC,
+            f"callback_topic {request.callback_topic!r} is not allowed (must match "
+            f"{topic_pattern.pattern})",
+            operation,
+            cid,
+            callback_topic=request.callback_topic,
+        )
+    for name, text, limit in (
+        ("essay_a", request.essay_a, max_essay_chars),
+        ("essay_b", request.essay_b, max_essay_chars),
+        ("user_prompt", request.user_prompt, max_prompt_chars),
+    ):
+        if len(text) > limit:
+            return error(
+                LLMErrorCode.CONTENT_TOO_LONG,
+                f"{name} has {len(text)} characters; at most {limit} are accepted",
+                operation,
+                cid,
+                field=name,
+                length=len(text),
+                limit=limit,
+            )
+    overrides = request.llm_config_overrides
+    if overrides and overrides.model_override:
+        provider = overrides.provider_override or default_provider
+        if provider is not None:
+            problem = manifest.check(provider, overrides.model_override)
+            if problem:
+                return error(LLMErrorCode.INVALID_CONFIG, problem, operation, cid)
+    return None

@@ -1,0 +1,357 @@
+"""The worker process: read the streams, judge concurrently, publish, then acknowledge.
+
+Delivery: an entry is acknowledged (XACK + XDEL) only after Kafka acknowledged its event.
+While Kafka refuses, the worker keeps the answer, retries the publish with backoff and reads
+nothing new; the entry stays pending. Entries of a dead worker are reclaimed after the
+visibility timeout; live workers heartbeat theirs. SIGTERM: stop reading, give in-flight
+work `shutdown_deadline_seconds`, then cancel it, leaving those entries pending.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import signal
+import time
+from collections.abc import Iterator
+
+import redis.asyncio as aioredis
+import structlog
+import uvicorn
+from common_core.metadata_keys import BATCH_ID
+from fastapi import FastAPI, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from pydantic import ValidationError
+
+from cj_workers.bootstrap_topics import bootstrap_at_start
+from cj_workers.kafka_io import KafkaPublisher, Publisher, PublishError
+from cj_workers.keys import PRIORITY_ORDER, RedisKeys
+from cj_workers.logs import configure_logging
+from cj_workers.manifest import ModelManifest
+from cj_workers.metrics import WorkerMetrics
+from cj_workers.providers.base import Judge
+from cj_workers.providers.registry import build_judges
+from cj_workers.queue import RequestQueue, StreamEntry
+from cj_workers.ratelimit import RedisRateLimiter
+from cj_workers.results import envelope
+from cj_workers.settings import WorkerSettings
+from cj_workers.worker.processor import RequestProcessor
+from common_core import LLMProviderType, QueuedRequest
+
+log = structlog.get_logger(__name__)
+
+
+class WorkerService:
+    """One worker process's loops (see the module docstring)."""
+
+    def __init__(
+        self,
+        settings: WorkerSettings,
+        redis: aioredis.Redis,
+        publisher: Publisher,
+        judges: dict[LLMProviderType, Judge],
+        metrics: WorkerMetrics,
+    ) -> None:
+        self.s = settings
+        self.redis = redis
+        self.queue = RequestQueue(
+            redis, RedisKeys(settings.redis_key_prefix), settings.consumer_group
+        )
+        self.publisher = publisher
+        self.judges = judges
+        self.metrics = metrics
+        self.processor = RequestProcessor(
+            settings,
+            judges,
+            ModelManifest.load(settings.model_manifest_path),
+            RedisRateLimiter(redis, self.queue.keys, settings.rate_limits),
+            self.queue.is_cancelled,
+            metrics,
+        )
+        self.in_flight: dict[str, tuple[StreamEntry, asyncio.Task[None]]] = {}
+        self.stopping = asyncio.Event()
+        self.publish_ok = asyncio.Event()
+        self.publish_ok.set()
+        self.ready = False
+
+    # ---- main loop -------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Serve until `stopping` is set, then drain (see the module docstring)."""
+        await self.queue.ensure_group()
+        self.ready = True
+        helpers = [
+            asyncio.create_task(self._heartbeat_loop(), name="heartbeat"),
+            asyncio.create_task(self._reclaim_loop(), name="reclaim"),
+            asyncio.create_task(self._depth_loop(), name="depth"),
+        ]
+        log.info(
+            "worker started",
+            consumer=self.s.consumer_name,
+            concurrency=self.s.concurrency,
+            streams=self.queue.keys.streams,
+        )
+        try:
+            await self._read_loop()
+        finally:
+            self.ready = False
+            await self._drain()
+            for task in helpers:
+                task.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
+            log.info("worker stopped", left_pending=len(self.in_flight))
+
+    async def _read_loop(self) -> None:
+        while not self.stopping.is_set():
+            free = self.s.concurrency - len(self.in_flight)
+            if free <= 0 or not self.publish_ok.is_set():
+                await self._wait_for_room()
+                continue
+            try:
+                entries = await self.queue.read(self.s.consumer_name, free, self.s.read_block_ms)
+            except (aioredis.ConnectionError, aioredis.TimeoutError) as exc:
+                log.warning("redis unavailable; retrying", error=str(exc))
+                await self._sleep_unless_stopping(1.0)
+                continue
+            for entry in entries:
+                self._start(entry)
+
+    async def _wait_for_room(self) -> None:
+        waiters = [asyncio.create_task(self.stopping.wait())]
+        tasks = [t for _, t in self.in_flight.values()]
+        if not self.publish_ok.is_set():
+            waiters.append(asyncio.create_task(self.publish_ok.wait()))
+        done, _ = await asyncio.wait([*waiters, *tasks], return_when=asyncio.FIRST_COMPLETED)
+        for w in waiters:
+            if w not in done:
+                w.cancel()
+
+    def _start(self, entry: StreamEntry) -> None:
+        if entry.entry_id in self.in_flight:
+            return
+        task = asyncio.create_task(self._handle(entry), name=f"entry-{entry.entry_id}")
+        self.in_flight[entry.entry_id] = (entry, task)
+        self.metrics.in_flight.set(len(self.in_flight))
+        task.add_done_callback(functools.partial(self._done, entry.entry_id))
+
+    def _done(self, entry_id: str, task: asyncio.Task[None]) -> None:
+        self.in_flight.pop(entry_id, None)
+        if not task.cancelled() and task.exception() is not None:
+            log.error(
+                "entry failed; it stays pending for another worker",
+                entry_id=entry_id,
+                error=repr(task.exception()),
+            )
+        self.metrics.in_flight.set(len(self.in_flight))
+
+    async def _handle(self, entry: StreamEntry) -> None:
+        try:
+            queued = QueuedRequest.model_validate_json(entry.payload or b"")
+        except ValidationError as exc:
+            log.error("unreadable queue entry moved to dead letter", entry_id=entry.entry_id)
+            await self.queue.dead_letter(entry, str(exc))
+            return
+        batch_id = queued.request_data.metadata.get(BATCH_ID)
+        with structlog.contextvars.bound_contextvars(
+            correlation_id=str(queued.correlation_id),
+            batch_id=str(batch_id) if batch_id is not None else None,
+        ):
+            wait = time.time() - queued.queued_at.timestamp()
+            self.metrics.queue_wait.labels(queued.priority.value).observe(max(0.0, wait))
+            outcome = await self.processor.process(queued)
+            if outcome.result is not None:
+                value = envelope(outcome.result, self.s.service_name)
+                await self._publish_until_acked(
+                    queued.callback_topic, str(queued.correlation_id).encode(), value
+                )
+                self.metrics.publish_duration.observe(time.monotonic() - outcome.answered_at)
+                self.metrics.published.labels(
+                    "success" if outcome.result.is_success else "error"
+                ).inc()
+            await self._ack(entry)
+            log.debug(
+                "request done",
+                status="skipped"
+                if outcome.result is None
+                else ("success" if outcome.result.is_success else "error"),
+            )
+
+    async def _publish_until_acked(self, topic: str, key: bytes, value: bytes) -> None:
+        attempt = 0
+        while True:
+            try:
+                await self.publisher.publish(topic, key, value)
+            except PublishError as exc:
+                attempt += 1
+                self.metrics.publish_failures.inc()
+                self.publish_ok.clear()
+                delay = min(self.s.publish_backoff_max_seconds, 0.2 * 2 ** min(attempt, 10))
+                log.warning(
+                    "publish failed; entry stays pending, retrying",
+                    topic=topic,
+                    attempt=attempt,
+                    delay_s=delay,
+                    error=str(exc),
+                )
+                await asyncio.sleep(delay)
+            else:
+                self.publish_ok.set()
+                return
+
+    async def _ack(self, entry: StreamEntry) -> None:
+        for attempt in range(1, 1000):
+            try:
+                await self.queue.ack(entry)
+                return
+            except (aioredis.ConnectionError, aioredis.TimeoutError) as exc:
+                log.warning("ack failed; retrying", error=str(exc), attempt=attempt)
+                await asyncio.sleep(min(5.0, 0.2 * attempt))
+
+    # ---- helpers ---------------------------------------------------------------------
+
+    async def _heartbeat_loop(self) -> None:
+        interval = self.s.visibility_timeout_seconds / 3
+        while True:
+            await asyncio.sleep(interval)
+            entries = [e for e, _ in self.in_flight.values()]
+            if entries:
+                try:
+                    await self.queue.heartbeat(self.s.consumer_name, entries)
+                except Exception as exc:  # keep beating; the next round retries
+                    log.warning("heartbeat failed", error=str(exc))
+
+    async def _reclaim_loop(self) -> None:
+        min_idle_ms = int(self.s.visibility_timeout_seconds * 1000)
+        while True:
+            await asyncio.sleep(self.s.reclaim_interval_seconds)
+            if self.stopping.is_set() or not self.publish_ok.is_set():
+                continue
+            free = self.s.concurrency - len(self.in_flight)
+            if free <= 0:
+                continue
+            try:
+                entries = await self.queue.reclaim(self.s.consumer_name, min_idle_ms, free)
+            except Exception as exc:
+                log.warning("reclaim failed", error=str(exc))
+                continue
+            for entry in entries:
+                log.info("reclaimed entry of a dead worker", entry_id=entry.entry_id)
+                self.metrics.reclaimed.inc()
+                self._start(entry)
+
+    async def _depth_loop(self) -> None:
+        while True:
+            try:
+                depth = await self.queue.depth()
+                for priority in PRIORITY_ORDER:
+                    self.metrics.queue_depth.labels(priority.value).set(depth[priority])
+            except Exception as exc:
+                log.debug("depth sample failed", error=str(exc))
+            await asyncio.sleep(5)
+
+    async def _sleep_unless_stopping(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stopping.wait(), seconds)
+
+    async def _drain(self) -> None:
+        if not self.in_flight:
+            return
+        tasks = [t for _, t in self.in_flight.values()]
+        log.info(
+            "draining in-flight requests",
+            count=len(tasks),
+            deadline_s=self.s.shutdown_deadline_seconds,
+        )
+        _, pending = await asyncio.wait(tasks, timeout=self.s.shutdown_deadline_seconds)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+            log.warning("deadline reached; entries left pending", count=len(pending))
+
+
+# ---- process ---------------------------------------------------------------------------
+
+
+class _ServerWithoutSignals(uvicorn.Server):
+    """uvicorn inside our own loop: the worker handles SIGTERM itself."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def health_app(service: WorkerService, registry: CollectorRegistry) -> FastAPI:
+    """/healthz (process alive), /readyz (consumer group ready, Kafka accepting), /metrics."""
+    app = FastAPI(title="cj-worker", docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz(response: Response) -> dict[str, object]:
+        ready = service.ready and service.publish_ok.is_set()
+        response.status_code = 200 if ready else 503
+        return {"ready": ready, "in_flight": len(service.in_flight)}
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+async def serve(settings: WorkerSettings) -> None:
+    """Run one worker until SIGTERM/SIGINT, then drain and exit."""
+    registry = CollectorRegistry()
+    metrics = WorkerMetrics(registry)
+    redis = aioredis.from_url(settings.redis_url)
+    publisher = KafkaPublisher(
+        settings.kafka_bootstrap_servers,
+        request_timeout_s=settings.publish_timeout_seconds,
+        linger_ms=settings.kafka_linger_ms,
+        client_id=f"cj-worker-{settings.consumer_name}",
+    )
+    judges = build_judges(settings)
+    service = WorkerService(settings, redis, publisher, judges, metrics)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, service.stopping.set)
+    server: _ServerWithoutSignals | None = None
+    server_task: asyncio.Task[None] | None = None
+    if settings.metrics_port:
+        server = _ServerWithoutSignals(
+            uvicorn.Config(
+                health_app(service, registry),
+                host=settings.metrics_host,
+                port=settings.metrics_port,
+                log_level="warning",
+                access_log=False,
+                lifespan="off",
+            )
+        )
+        server_task = asyncio.create_task(server.serve())
+    try:
+        await bootstrap_at_start(settings)
+        await service.run()
+    finally:
+        if server is not None and server_task is not None:
+            server.should_exit = True
+            await server_task
+        await publisher.close()
+        for judge in judges.values():
+            await judge.aclose()
+        await redis.aclose()
+
+
+def main() -> None:
+    """Console entry point `cj-worker`."""
+    settings = WorkerSettings()
+    configure_logging(settings.log_level, settings.log_format)
+    asyncio.run(serve(settings))
+
+
+if __name__ == "__main__":
+    main()
