@@ -32,7 +32,7 @@ def test_breaker_opens_after_threshold_and_half_opens_after_reset() -> None:
     for _ in range(2):
         assert breaker.try_acquire() is None
         breaker.record_failure()
-    assert breaker.state is BreakerState.CLOSED
+    assert breaker.state.value == "closed"
     breaker.record_failure()
     assert breaker.state == BreakerState.OPEN
     assert breaker.try_acquire() == pytest.approx(10)
