@@ -1,0 +1,1 @@
+"""CJBatch status: the model, the pure building of it from database state, and the patcher."""

@@ -1,0 +1,144 @@
+"""The CJBatch `status` as a pydantic model: the source of the CRD's status schema.
+
+The operator is the only writer of `status` (one writer per field: the status patcher). Wire
+names are camelCase; `phase` feeds the printer column, `conditions` follow metav1.Condition.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from common_core import BatchStateEnum
+
+Phase = Literal[
+    "Pending",
+    "Initializing",
+    "GeneratingPairs",
+    "WaitingCallbacks",
+    "Scoring",
+    "Suspended",
+    "Completed",
+    "Failed",
+    "Cancelled",
+]
+"""`status.phase`: the batch state in CamelCase, `Suspended` while suspended, `Pending` before
+the essays are stored."""
+
+ConditionStatus = Literal["True", "False", "Unknown"]
+
+TOP_ESSAYS = 10
+"""Essays listed in `status.topEssays`; the full ranking is in the results ConfigMap."""
+
+
+class _StatusModel(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
+
+
+class Condition(_StatusModel):
+    """A metav1.Condition: the latest observation of one aspect of the batch."""
+
+    type: str = Field(min_length=1, max_length=316, description="Condition type, CamelCase.")
+    status: ConditionStatus = Field(description="True, False or Unknown.")
+    reason: str = Field(
+        min_length=1,
+        max_length=1024,
+        pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$",
+        description="Machine-readable CamelCase reason of the last transition.",
+    )
+    message: str = Field(default="", max_length=32768, description="Human-readable details.")
+    last_transition_time: AwareDatetime = Field(
+        description="When the status last changed (not when it was last observed)."
+    )
+    observed_generation: int = Field(
+        default=0, ge=0, description="metadata.generation the condition was set for."
+    )
+
+
+class TokenTotals(_StatusModel):
+    """Tokens the batch's comparisons used, as the providers reported them."""
+
+    prompt: int = Field(default=0, ge=0, description="Prompt tokens.")
+    completion: int = Field(default=0, ge=0, description="Completion tokens.")
+    total: int = Field(default=0, ge=0, description="Total tokens.")
+
+
+class TopEssay(_StatusModel):
+    """One essay of the current ranking's top."""
+
+    id: str = Field(description="Essay id.")
+    score: float = Field(description="Bradley-Terry score (logits, centred to mean 0).")
+    standard_error: float = Field(ge=0.0, description="Standard error of the score.")
+    rank: int = Field(ge=1, description="1 is best.")
+
+
+class CJBatchStatus(_StatusModel):
+    """`status` of a CJBatch, built from PostgreSQL (the single source of truth)."""
+
+    phase: Phase = Field(default="Pending", description="Where the batch is (printer column).")
+    state: BatchStateEnum | None = Field(
+        default=None, description="The stored batch state (BatchStateEnum)."
+    )
+    observed_generation: int = Field(
+        default=0, ge=0, description="metadata.generation the operator last acted on."
+    )
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        description="Succeeded (summary), Progressing, Suspended, EssaysLoaded.",
+        json_schema_extra={
+            "x-kubernetes-list-type": "map",
+            "x-kubernetes-list-map-keys": ["type"],
+        },
+    )
+    essays: int = Field(default=0, ge=0, description="Essays in the batch.")
+    submitted: int = Field(
+        default=0,
+        ge=0,
+        description="Comparison requests handed to the provider API (retries included).",
+    )
+    completed: int = Field(default=0, ge=0, description="Requests answered with a winner.")
+    failed: int = Field(
+        default=0,
+        ge=0,
+        description="Requests that failed (error event, refused, or overdue); "
+        "completed + failed <= submitted.",
+    )
+    pending: int = Field(
+        default=0, ge=0, description="Requests without an answer yet (submitted-completed-failed)."
+    )
+    progress: str = Field(
+        default="0%",
+        pattern=r"^(100|[0-9]{1,2})%$",
+        description="Comparisons with a winner over the batch's budget, 0% to 100%.",
+    )
+    round: int = Field(default=0, ge=0, description="Current pair-selection round (from 1).")
+    reliability: float | None = Field(
+        default=None, description="Scale separation reliability of the latest fit."
+    )
+    max_score_change: float | None = Field(
+        default=None,
+        ge=0.0,
+        description="Largest change of an essay's score between the last two fits (logits).",
+    )
+    cost_usd: float = Field(
+        default=0.0, alias="costUSD", ge=0.0, description="Estimated cost so far (USD)."
+    )
+    tokens: TokenTotals = Field(default_factory=TokenTotals, description="Tokens used.")
+    started_at: AwareDatetime | None = Field(default=None, description="When the batch started.")
+    completed_at: AwareDatetime | None = Field(
+        default=None, description="When the batch reached COMPLETED, FAILED or CANCELLED."
+    )
+    last_update_time: AwareDatetime | None = Field(
+        default=None, description="When this status was built."
+    )
+    top_essays: list[TopEssay] = Field(
+        default_factory=list,
+        max_length=TOP_ESSAYS,
+        description="The top of the latest ranking (id, score, standardError, rank).",
+    )
+    results_config_map: str | None = Field(
+        default=None,
+        description="ConfigMap with the full results (results.csv, results.json), once final.",
+    )
