@@ -1,7 +1,8 @@
 """The model manifest: which models each provider offers and their prices.
 
 Prices are list prices in USD per million tokens (input, output) as published by the vendors
-(Anthropic's and OpenAI's pricing pages, checked 2025-11). Local judges (`offline`,
+(Anthropic's and OpenAI's pricing pages as of 2025-11; newer models and changed prices
+go in a manifest file, CJ_MODEL_MANIFEST_PATH, without a release). Local judges (`offline`,
 `simulated`, `mock`) and `openai_compatible` models cost nothing unless a manifest file
 (CJ_MODEL_MANIFEST_PATH) says otherwise.
 """
@@ -42,12 +43,9 @@ _A = LLMProviderType.ANTHROPIC
 _O = LLMProviderType.OPENAI
 
 BUILTIN_MODELS: tuple[ModelInfo, ...] = (
-    _m(_A, "claude-opus-4-5", 5.0, 25.0, "Anthropic Claude Opus 4.5"),
-    _m(_A, "claude-opus-4-1", 15.0, 75.0, "Anthropic Claude Opus 4.1"),
-    _m(_A, "claude-sonnet-4-5", 3.0, 15.0, "Anthropic Claude Sonnet 4.5"),
-    _m(_A, "claude-sonnet-4-0", 3.0, 15.0, "Anthropic Claude Sonnet 4"),
+    _m(_A, "claude-opus-4-5", 5.0, 25.0, "Anthropic Claude Opus 4.5 (end of life 2027-01-22)"),
+    _m(_A, "claude-sonnet-4-5", 3.0, 15.0, "Anthropic Claude Sonnet 4.5 (end of life 2026-11-30)"),
     _m(_A, "claude-haiku-4-5", 1.0, 5.0, "Anthropic Claude Haiku 4.5"),
-    _m(_A, "claude-3-5-haiku-latest", 0.8, 4.0, "Anthropic Claude Haiku 3.5"),
     _m(_O, "gpt-5", 1.25, 10.0, "OpenAI GPT-5"),
     _m(_O, "gpt-5-mini", 0.25, 2.0, "OpenAI GPT-5 mini"),
     _m(_O, "gpt-5-nano", 0.05, 0.4, "OpenAI GPT-5 nano"),

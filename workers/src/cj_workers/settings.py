@@ -257,7 +257,7 @@ class ProviderApiSettings(_Common):
 
 
 DEFAULT_MODELS: dict[LLMProviderType, str] = {
-    LLMProviderType.ANTHROPIC: "claude-sonnet-4-5",
+    LLMProviderType.ANTHROPIC: "claude-haiku-4-5",
     LLMProviderType.OPENAI: "gpt-4.1-mini",
     LLMProviderType.OPENAI_COMPATIBLE: "llama3.1:8b",
     LLMProviderType.OFFLINE: "offline-quality-v1",

@@ -123,7 +123,7 @@ def judge_error_from_sdk(exc: Exception) -> JudgeError:
         )
     if isinstance(exc, _STATUS):
         return _status_error(exc)
-    if isinstance(exc, _BAD_BODY | json.JSONDecodeError):
+    if isinstance(exc, (*_BAD_BODY, json.JSONDecodeError)):
         return JudgeError(
             LLMErrorCode.PARSING_ERROR, f"the provider's response body is malformed: {exc}"
         )
