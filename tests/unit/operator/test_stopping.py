@@ -1,0 +1,210 @@
+"""Stopping rules: each rule, their precedence, boundaries and bad input."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+from cj_operator.scoring.stopping import (
+    REASON_ALL_PAIRS_COMPARED,
+    REASON_BUDGET_EXHAUSTED,
+    REASON_INSUFFICIENT_ESSAYS,
+    REASON_RELIABILITY_REACHED,
+    REASON_SCORES_STABLE,
+    decide_stop,
+    max_score_change,
+)
+
+# A batch in the middle of its work: nothing says stop.
+RUNNING: dict[str, Any] = {
+    "n_items": 20,
+    "results": 100,
+    "submitted": 110,
+    "max_total": 400,
+    "max_change": 0.2,
+    "stability_threshold": 0.025,
+    "min_results_for_stability": 12,
+    "reliability": 0.6,
+    "reliability_target": 0.9,
+    "pairs_available": 80,
+}
+
+
+def decide(**overrides: Any) -> Any:
+    return decide_stop(**{**RUNNING, **overrides})
+
+
+def test_a_running_batch_continues_and_says_what_it_waits_for() -> None:
+    decision = decide()
+    assert not decision.stop
+    assert decision.reason == ""
+    assert "110 of 400" in decision.message
+    assert "0.2000" in decision.message
+
+
+# --- each rule ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n_items", [0, 1])
+def test_fewer_than_two_essays_stop_at_once(n_items: int) -> None:
+    decision = decide(n_items=n_items, results=0, submitted=0, max_change=None)
+    assert decision.stop
+    assert decision.reason == REASON_INSUFFICIENT_ESSAYS
+    assert f"{n_items} essay" in decision.message
+
+
+def test_reaching_the_reliability_target_stops() -> None:
+    decision = decide(reliability=0.91)
+    assert decision.stop
+    assert decision.reason == REASON_RELIABILITY_REACHED
+    assert "0.910" in decision.message
+    assert "0.900" in decision.message
+
+
+def test_reliability_exactly_at_the_target_stops() -> None:
+    assert decide(reliability=0.9).reason == REASON_RELIABILITY_REACHED
+
+
+@pytest.mark.parametrize(
+    ("reliability", "target"), [(0.89, 0.9), (None, 0.9), (0.99, None), (None, None)]
+)
+def test_reliability_rule_needs_a_target_and_a_value_that_reached_it(
+    reliability: float | None, target: float | None
+) -> None:
+    assert not decide(reliability=reliability, reliability_target=target).stop
+
+
+def test_stable_scores_stop() -> None:
+    decision = decide(max_change=0.01)
+    assert decision.stop
+    assert decision.reason == REASON_SCORES_STABLE
+    assert "0.0100" in decision.message
+    assert "0.025" in decision.message
+    assert "100 results" in decision.message
+
+
+def test_a_change_equal_to_the_threshold_is_not_stable() -> None:
+    assert not decide(max_change=0.025).stop
+
+
+def test_stability_needs_a_previous_fit() -> None:
+    decision = decide(max_change=None)
+    assert not decision.stop
+    assert "no previous fit" in decision.message
+
+
+def test_stability_needs_the_minimum_number_of_results() -> None:
+    early = decide(results=11, submitted=20, max_change=0.0)
+    assert not early.stop
+    assert "from 12 results" in early.message
+    assert decide(results=12, submitted=20, max_change=0.0).reason == REASON_SCORES_STABLE
+
+
+def test_exhausted_budget_stops() -> None:
+    decision = decide(submitted=400)
+    assert decision.stop
+    assert decision.reason == REASON_BUDGET_EXHAUSTED
+    assert "400" in decision.message
+
+
+def test_budget_overrun_by_retries_still_stops() -> None:
+    assert decide(submitted=405).reason == REASON_BUDGET_EXHAUSTED
+
+
+def test_one_comparison_left_in_the_budget_continues() -> None:
+    assert not decide(submitted=399).stop
+
+
+def test_zero_budget_stops_before_anything_is_submitted() -> None:
+    decision = decide(results=0, submitted=0, max_total=0, max_change=None, reliability=None)
+    assert decision.reason == REASON_BUDGET_EXHAUSTED
+
+
+@pytest.mark.parametrize("pairs_available", [0, -3])
+def test_no_pairs_left_stops(pairs_available: int) -> None:
+    decision = decide(pairs_available=pairs_available)
+    assert decision.stop
+    assert decision.reason == REASON_ALL_PAIRS_COMPARED
+    assert "20 essays" in decision.message
+
+
+# --- precedence -----------------------------------------------------------------------------
+
+
+def test_insufficient_essays_comes_first() -> None:
+    decision = decide(n_items=1, max_change=0.0, reliability=0.95, submitted=400)
+    assert decision.reason == REASON_INSUFFICIENT_ESSAYS
+
+
+def test_reliability_comes_before_stability_and_budget() -> None:
+    decision = decide(reliability=0.95, max_change=0.0, submitted=400, pairs_available=0)
+    assert decision.reason == REASON_RELIABILITY_REACHED
+
+
+def test_stability_comes_before_budget_and_pairs() -> None:
+    decision = decide(max_change=0.0, submitted=400, pairs_available=0)
+    assert decision.reason == REASON_SCORES_STABLE
+
+
+def test_budget_comes_before_pairs() -> None:
+    assert decide(submitted=400, pairs_available=0).reason == REASON_BUDGET_EXHAUSTED
+
+
+# --- bad input ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"n_items": -1}, "n_items must be >= 0"),
+        ({"results": -1}, "results must be >= 0"),
+        ({"submitted": 50}, r"results \(100\) cannot exceed submitted \(50\)"),
+        ({"max_total": -5}, "max_total must be >= 0"),
+        ({"min_results_for_stability": -1}, "min_results_for_stability must be >= 0"),
+        ({"results": 1.5}, "results must be an integer"),
+        ({"pairs_available": True}, "pairs_available must be an integer"),
+        ({"stability_threshold": 0.0}, "stability_threshold must be > 0"),
+        ({"stability_threshold": math.nan}, "stability_threshold must be > 0"),
+        ({"max_change": -0.1}, "max_change must be a finite number >= 0"),
+        ({"max_change": math.inf}, "max_change must be a finite number >= 0"),
+        ({"reliability": math.nan}, "reliability must be a finite number <= 1"),
+        ({"reliability": 1.5}, "reliability must be a finite number <= 1"),
+        ({"reliability_target": 1.0}, r"reliability_target must be in \(0, 1\)"),
+        ({"reliability_target": 0.0}, r"reliability_target must be in \(0, 1\)"),
+    ],
+)
+def test_rejects_bad_input_naming_it(overrides: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        decide(**overrides)
+
+
+# --- max_score_change -----------------------------------------------------------------------
+
+
+def test_max_score_change_is_the_largest_absolute_change() -> None:
+    assert max_score_change([0.0, 1.0, -1.0], [0.1, 0.7, -1.05]) == pytest.approx(0.3)
+
+
+def test_max_score_change_is_none_without_a_previous_fit() -> None:
+    assert max_score_change(None, [0.0, 1.0]) is None
+    assert max_score_change([], []) is None
+
+
+def test_max_score_change_of_identical_fits_is_zero() -> None:
+    assert max_score_change([0.5, -0.5], [0.5, -0.5]) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("previous", "current", "message"),
+    [
+        ([0.0, 1.0], [0.0], "differ in length"),
+        ([0.0, math.nan], [0.0, 1.0], "finite"),
+        ([0.0, 1.0], [math.inf, 1.0], "finite"),
+    ],
+)
+def test_max_score_change_rejects_bad_input(
+    previous: list[float], current: list[float], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        max_score_change(previous, current)
