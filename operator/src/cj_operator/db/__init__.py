@@ -1,0 +1,1 @@
+"""PostgreSQL state of the operator: tables, engine, migrations and the queries that change it."""
