@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -122,7 +122,8 @@ class Batch(Base):
     completion_published_at: Mapped[datetime | None] = mapped_column(_tz(), nullable=True)
     deleted_at: Mapped[datetime | None] = mapped_column(_tz(), nullable=True)
 
-    __mapper_args__: ClassVar[dict[str, Any]] = {"version_id_col": version}
+    # SQLAlchemy reads this declarative class attribute (mapper configuration).
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012
 
 
 class Essay(Base):
