@@ -1,0 +1,87 @@
+"""kubectl against the local cluster's real API server, for the chart's integration tests."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import yaml
+
+from tests.support.devcluster import ClusterEnv
+from tests.unit.deploy.chart import Obj
+
+CRD_DIR = Path(__file__).parent / "crds"
+
+
+class KubectlError(RuntimeError):
+    """kubectl exited non-zero; the message holds its stderr."""
+
+
+def kubectl(cluster: ClusterEnv, *args: str, stdin: str | None = None, check: bool = True) -> str:
+    """Run kubectl with the cluster's kubeconfig; returns stdout."""
+    proc = subprocess.run(
+        [str(cluster.kubectl), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+        env={**os.environ, "KUBECONFIG": cluster.kubeconfig},
+    )
+    if check and proc.returncode != 0:
+        raise KubectlError(f"kubectl {' '.join(args)} failed:\n{proc.stderr}")
+    return proc.stdout
+
+
+def dump(objects: Sequence[Obj]) -> str:
+    """Objects as one multi-document YAML stream."""
+    return yaml.safe_dump_all(list(objects), sort_keys=False)
+
+
+def ensure_crds(cluster: ClusterEnv, crds: Sequence[Obj]) -> None:
+    """Create each CRD that does not exist yet (and wait until Established); validate the
+    others with a server-side dry run. CRDs are cluster-wide and shared by every test and
+    helper, so an existing one is never changed or deleted here."""
+    for crd in crds:
+        name = crd["metadata"]["name"]
+        exists = kubectl(cluster, "get", "crd", name, "-o", "name", check=False).strip()
+        if exists:
+            kubectl(cluster, "apply", "--dry-run=server", "-f", "-", stdin=dump([crd]))
+            continue
+        kubectl(cluster, "create", "-f", "-", stdin=dump([crd]), check=False)
+        kubectl(cluster, "wait", "--for=condition=Established", f"crd/{name}", "--timeout=60s")
+
+
+def minimal_third_party_crds() -> list[Obj]:
+    """The test's stand-ins for the Prometheus Operator's and KEDA's CRDs."""
+    return [
+        doc
+        for path in sorted(CRD_DIR.glob("*.yaml"))
+        for doc in yaml.safe_load_all(path.read_text())
+        if doc
+    ]
+
+
+def server_dry_run(cluster: ClusterEnv, objects: Sequence[Obj], namespace: str) -> list[str]:
+    """Apply `objects` with a server-side dry run and strict field validation (unknown or
+    duplicate fields are errors); returns kubectl's result lines. Raises KubectlError."""
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
+        f.write(dump(objects))
+        path = f.name
+    try:
+        out = kubectl(
+            cluster,
+            "apply",
+            "--dry-run=server",
+            "--validate=strict",
+            "-n",
+            namespace,
+            "-f",
+            path,
+        )
+    finally:
+        os.unlink(path)
+    return [line for line in out.splitlines() if line.strip()]

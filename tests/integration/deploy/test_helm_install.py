@@ -1,0 +1,266 @@
+"""`helm install` into the local cluster creates the chart's objects; `helm uninstall` removes them.
+
+The cluster has no kubelet or job controller, so the test plays their part for the
+migration hook Job: it runs the Job's container command locally, with the Job's environment
+resolved as the kubelet would (secretKeyRef from the real Secret, then $(VAR) expansion),
+against a fresh PostgreSQL database, and then marks the Job complete so helm goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import asyncpg
+import pytest
+
+from tests.integration.deploy.kube import kubectl
+from tests.support.devcluster import ClusterEnv
+from tests.unit.deploy.chart import CHART_DIR, Obj, helm, helm_binary, set_args
+
+KEPT_ON_UNINSTALL = {"CustomResourceDefinition"}
+
+
+def expand(value: str, env: dict[str, str]) -> str:
+    """Kubernetes' $(VAR) expansion of an env value: defined names expand, `$$` escapes."""
+
+    def sub(match: re.Match[str]) -> str:
+        if match[0] == "$$":
+            return "$"
+        return env.get(match[1], match[0])
+
+    return re.sub(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_]*)\)", sub, value)
+
+
+def resolve_env(cluster: ClusterEnv, namespace: str, container: Obj) -> dict[str, str]:
+    """A container's environment as the kubelet builds it (values, secretKeyRefs, fieldRefs)."""
+    env: dict[str, str] = {}
+    for entry in container.get("env", []):
+        if "value" in entry:
+            env[entry["name"]] = expand(entry["value"], env)
+            continue
+        ref = entry["valueFrom"]
+        if "secretKeyRef" in ref:
+            secret = json.loads(
+                kubectl(
+                    cluster,
+                    "get",
+                    "secret",
+                    ref["secretKeyRef"]["name"],
+                    "-n",
+                    namespace,
+                    "-o",
+                    "json",
+                )
+            )
+            env[entry["name"]] = base64.b64decode(
+                secret["data"][ref["secretKeyRef"]["key"]]
+            ).decode()
+        elif "fieldRef" in ref:
+            env[entry["name"]] = f"local-{ref['fieldRef']['fieldPath']}"
+        else:
+            raise AssertionError(f"unsupported env source {ref}")
+    return env
+
+
+class JobController:
+    """Runs each Job that appears in `namespace` locally, then marks it succeeded."""
+
+    def __init__(self, cluster: ClusterEnv, namespace: str) -> None:
+        self.cluster = cluster
+        self.namespace = namespace
+        self.ran: dict[str, subprocess.CompletedProcess[str]] = {}
+        self.errors: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def __enter__(self) -> JobController:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(30)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(0.5):
+            try:
+                jobs = json.loads(
+                    kubectl(self.cluster, "get", "jobs", "-n", self.namespace, "-o", "json")
+                )
+                for job in jobs["items"]:
+                    if job["metadata"]["name"] not in self.ran:
+                        self._run(job)
+            except Exception as exc:  # reported by the test, not lost in the thread
+                self.errors.append(repr(exc))
+                return
+
+    def _run(self, job: Obj) -> None:
+        name = job["metadata"]["name"]
+        (container,) = job["spec"]["template"]["spec"]["containers"]
+        env = resolve_env(self.cluster, self.namespace, container)
+        command = [
+            str(Path(sys.executable).parent / container["command"][0]),
+            *container["command"][1:],
+        ]
+        proc = subprocess.run(
+            command,
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+        )
+        self.ran[name] = proc
+        if proc.returncode != 0:
+            self.errors.append(f"job {name} failed:\n{proc.stdout}\n{proc.stderr}")
+            return
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        condition = {"status": "True", "lastTransitionTime": now, "lastProbeTime": now}
+        status = {
+            "startTime": now,
+            "completionTime": now,
+            "succeeded": 1,
+            "conditions": [
+                {**condition, "type": "SuccessCriteriaMet"},
+                {**condition, "type": "Complete"},
+            ],
+        }
+        kubectl(
+            self.cluster,
+            "patch",
+            "job",
+            name,
+            "-n",
+            self.namespace,
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            json.dumps({"status": status}),
+        )
+
+
+async def alembic_version(database_url: str) -> str | None:
+    """The schema version alembic recorded in the database (None without the table)."""
+    conn = await asyncpg.connect(database_url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        version: str | None = await conn.fetchval("SELECT version_num FROM alembic_version")
+        return version
+    finally:
+        await conn.close()
+
+
+def manifest_objects(text: str) -> list[Obj]:
+    import yaml
+
+    return [d for d in yaml.safe_load_all(text) if d]
+
+
+def exists(cluster: ClusterEnv, obj: Obj, namespace: str) -> bool:
+    kind = obj["kind"].lower()
+    group = obj["apiVersion"].split("/")[0] if "/" in obj["apiVersion"] else ""
+    resource = f"{kind}.{group}" if group else kind
+    args = ["get", resource, obj["metadata"]["name"], "-o", "name", "--ignore-not-found"]
+    if obj["metadata"].get("namespace") or kind not in {
+        "clusterrole",
+        "clusterrolebinding",
+        "customresourcedefinition",
+        "clusterkopfpeering",
+    }:
+        args += ["-n", obj["metadata"].get("namespace", namespace)]
+    return bool(kubectl(cluster, *args).strip())
+
+
+@pytest.mark.timeout(600)
+def test_install_creates_and_uninstall_removes(
+    cluster: ClusterEnv, namespace: str, database_url: str
+) -> None:
+    url = urlsplit(database_url.replace("postgresql+asyncpg://", "postgresql://"))
+    kubectl(
+        cluster,
+        "create",
+        "secret",
+        "generic",
+        "cj-database",
+        "-n",
+        namespace,
+        "--from-literal=password=not-checked-by-trust-auth",
+    )
+    release = f"r{namespace[-8:]}"
+    values = {
+        "database.host": url.hostname,
+        "database.port": url.port,
+        "database.name": url.path.lstrip("/"),
+        "database.user": url.username,
+        "kafka.bootstrapServers": cluster.kafka_bootstrap_servers,
+        "metrics.podAnnotations": True,
+        "networkPolicy.enabled": True,
+        "grafana.dashboard.enabled": True,
+    }
+    env = {"KUBECONFIG": cluster.kubeconfig, "HELM_CACHE_HOME": "/tmp/cj-helm-cache"}
+    helm_binary()  # built before the clock of the install starts
+    with JobController(cluster, namespace) as jobs:
+        # --take-ownership: the shared cluster's CJBatch CRD may already exist, created by
+        # kubectl or by an earlier release; the chart adopts it (and keeps it on uninstall).
+        out = helm(
+            "install",
+            release,
+            str(CHART_DIR),
+            "--namespace",
+            namespace,
+            "--take-ownership",
+            "--timeout",
+            "3m",
+            *set_args(values),
+            env=env,
+            timeout=400,
+        )
+    assert not jobs.errors, jobs.errors
+    assert "STATUS: deployed" in out
+    (migrate,) = jobs.ran
+    assert migrate.endswith("-migrate")
+
+    # The hook really migrated the database the chart pointed it at.
+    version = asyncio.run(alembic_version(database_url))
+    assert version
+
+    objects = manifest_objects(helm("get", "manifest", release, "-n", namespace, env=env))
+    kinds = {o["kind"] for o in objects}
+    assert {
+        "Deployment",
+        "Service",
+        "ClusterRole",
+        "NetworkPolicy",
+        "ConfigMap",
+        "CustomResourceDefinition",
+    } <= kinds
+    for obj in objects:
+        assert exists(cluster, obj, namespace), f"{obj['kind']}/{obj['metadata']['name']} missing"
+    crd = json.loads(kubectl(cluster, "get", "crd", "cjbatches.cj.huleedu.io", "-o", "json"))
+    assert crd["metadata"]["annotations"]["meta.helm.sh/release-name"] == release
+
+    helm("uninstall", release, "--namespace", namespace, "--timeout", "2m", env=env)
+    deadline = time.monotonic() + 60
+    left = objects
+    while left and time.monotonic() < deadline:
+        left = [
+            o
+            for o in objects
+            if o["kind"] not in KEPT_ON_UNINSTALL and exists(cluster, o, namespace)
+        ]
+        time.sleep(0.5)
+    assert not left, [f"{o['kind']}/{o['metadata']['name']}" for o in left]
+    # The CRD stays (helm.sh/resource-policy: keep): deleting it would delete every CJBatch.
+    assert kubectl(cluster, "get", "crd", "cjbatches.cj.huleedu.io", "-o", "name").strip()
+    releases = helm("list", "-n", namespace, "-q", env=env)
+    assert release not in releases.split()
