@@ -63,14 +63,14 @@ class Stack:
     ) -> tuple[ManagedProcess, str]:
         """Start a worker; returns it and its metrics URL (after /healthz answers)."""
         port = free_port()
-        env = self.env(
-            CJ_WORKER_METRICS_PORT=str(port),
-            CJ_WORKER_CONSUMER_NAME=name,
-            CJ_WORKER_VISIBILITY_TIMEOUT_SECONDS="2",
-            CJ_WORKER_RECLAIM_INTERVAL_SECONDS="0.5",
-            CJ_WORKER_SHUTDOWN_DEADLINE_SECONDS="10",
-            **extra,
-        )
+        defaults = {
+            "CJ_WORKER_METRICS_PORT": str(port),
+            "CJ_WORKER_CONSUMER_NAME": name,
+            "CJ_WORKER_VISIBILITY_TIMEOUT_SECONDS": "2",
+            "CJ_WORKER_RECLAIM_INTERVAL_SECONDS": "0.5",
+            "CJ_WORKER_SHUTDOWN_DEADLINE_SECONDS": "10",
+        }
+        env = self.env(**{**defaults, **extra})
         proc = ManagedProcess(name, ["-m", "cj_workers.worker"], env, self.log_dir).start()
         self.processes.append(proc)
         url = f"http://127.0.0.1:{port}"
