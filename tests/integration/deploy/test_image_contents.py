@@ -1,0 +1,207 @@
+"""What the images would hold, proven without a Docker engine: the build stage of each
+Dockerfile is replayed step by step (its COPY lines from the repository, its `uv sync`
+commands with the pinned uv) into a temporary folder, then the environment is checked.
+
+Differences from a real build, on purpose: packages are hard-linked from uv's cache and no
+bytecode is compiled (speed); the interpreter is this machine's Python 3.11, not the image's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from tests.unit.deploy.chart import ALL_ON_VALUES, REPO_ROOT, containers, render, workloads
+from tests.unit.deploy.test_dockerfiles import DOCKERFILES, instructions
+
+IMAGE_OF_REPOSITORY = {"cj-operator": "operator", "cj-workers": "workers"}
+
+
+def uv_binary() -> str:
+    hack = REPO_ROOT / "hack" / "lib"
+    script = f'source "{hack}/common.sh"; source "{hack}/toolchain.sh"; uv_bin'
+    proc = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=True)
+    return proc.stdout.strip().splitlines()[-1]
+
+
+@dataclass(frozen=True)
+class ReplayedImage:
+    """The replayed build stage: its work dir and the virtual environment the image copies."""
+
+    src: Path
+    venv: Path
+
+    def bin(self, name: str) -> Path:
+        return self.venv / "bin" / name
+
+    def python(
+        self, code: str, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(self.bin("python")), "-c", code],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+            env={**os.environ, **(env or {})},
+            cwd=self.src,
+        )
+
+
+def replay_build_stage(dockerfile: Path, root: Path) -> ReplayedImage:
+    """Run the `build` stage's WORKDIR/ENV/COPY/RUN steps under `root`; raise on any step the
+    replay does not understand (so a new kind of step cannot be skipped silently)."""
+    steps = instructions(dockerfile)
+    start = next(i for i, (w, a) in enumerate(steps) if w == "FROM" and a.endswith(" AS build"))
+    end = next(i for i, (w, _) in enumerate(steps) if w == "FROM" and i > start)
+    env = {
+        "UV_PYTHON": getattr(sys, "_base_executable", sys.executable),
+        "UV_PYTHON_DOWNLOADS": "never",
+        "UV_NO_PROGRESS": "1",
+    }
+    workdir = root
+    venv = root / "venv"
+    for word, args in steps[start + 1 : end]:
+        if word == "WORKDIR":
+            workdir = root / args.lstrip("/")
+            workdir.mkdir(parents=True, exist_ok=True)
+        elif word == "ENV":
+            for pair in shlex.split(args):
+                key, _, value = pair.partition("=")
+                if key == "UV_PROJECT_ENVIRONMENT":
+                    env[key] = str(venv)
+                elif key not in ("UV_LINK_MODE", "UV_COMPILE_BYTECODE"):
+                    env[key] = value
+        elif word == "COPY" and "--from=" in args:
+            continue  # the uv binary: the pinned one from the toolchain stands in
+        elif word == "COPY":
+            *sources, dest = shlex.split(args)
+            for source in sources:
+                target = workdir / dest
+                origin = REPO_ROOT / source.rstrip("/")
+                if origin.is_dir():
+                    shutil.copytree(
+                        origin,
+                        target,
+                        dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".mypy_cache"),
+                    )
+                else:
+                    target = target / origin.name if dest.endswith("/") else target
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(origin, target)
+        elif word == "RUN":
+            words = [w for w in shlex.split(args) if not w.startswith("--mount=")]
+            assert words[:2] == ["uv", "sync"], f"the replay cannot run: RUN {args}"
+            proc = subprocess.run(
+                [uv_binary(), *words[1:], "--link-mode", "hardlink"],
+                cwd=workdir,
+                env={**os.environ, **env},
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=600,
+            )
+            assert proc.returncode == 0, f"RUN {args} failed:\n{proc.stderr}"
+        elif word != "ARG":
+            raise AssertionError(f"the replay does not know {word} {args}")
+    assert (venv / "bin" / "python").exists()
+    return ReplayedImage(workdir, venv)
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, ReplayedImage]:
+    return {
+        image: replay_build_stage(path, tmp_path_factory.mktemp(image))
+        for image, path in DOCKERFILES.items()
+    }
+
+
+def entry_points(image: str) -> dict[str, str]:
+    package = {"operator": "operator", "workers": "workers"}[image]
+    project = tomllib.loads((REPO_ROOT / package / "pyproject.toml").read_text())["project"]
+    return dict(project.get("scripts", {}))
+
+
+def test_every_command_the_chart_runs_is_installed_and_imports(
+    images: dict[str, ReplayedImage],
+) -> None:
+    checked = set()
+    for workload in workloads(render(values_files=[ALL_ON_VALUES])):
+        for container in containers(workload):
+            repository = container["image"].rsplit("/", 1)[-1].split(":")[0]
+            image = images[IMAGE_OF_REPOSITORY[repository]]
+            command = container["command"]
+            assert image.bin(command[0]).exists(), f"{command[0]} is not in the {repository} image"
+            if "-m" in command:  # kopf run -m <module>: the module must import in the image
+                module = command[command.index("-m") + 1]
+                proc = image.python(f"import {module}")
+                assert proc.returncode == 0, f"{module} does not import:\n{proc.stderr}"
+            checked.add(command[0])
+    assert checked == {
+        "kopf",
+        "cj-operator-migrate",
+        "cj-provider-api",
+        "cj-worker",
+        "cj-bootstrap-topics",
+    }
+
+
+@pytest.mark.parametrize("image", sorted(DOCKERFILES))
+def test_every_console_script_of_the_image_imports(
+    images: dict[str, ReplayedImage], image: str
+) -> None:
+    for script, target in entry_points(image).items():
+        module, _, attr = target.partition(":")
+        proc = images[image].python(f"import {module} as m; getattr(m, {attr.split('.')[0]!r})")
+        assert proc.returncode == 0, (
+            f"{script} ({target}) fails in the {image} image:\n{proc.stderr}"
+        )
+
+
+def test_each_image_holds_only_its_own_side(images: dict[str, ReplayedImage]) -> None:
+    assert images["workers"].python("import cj_operator").returncode != 0
+    assert images["operator"].python("import cj_workers").returncode != 0
+    for image in images.values():
+        assert image.python("import pytest").returncode != 0  # no dev dependencies
+        # Installed as wheels (--no-editable): the image does not need the source tree.
+        proc = image.python(
+            "import common_core, pathlib; print(pathlib.Path(common_core.__file__))"
+        )
+        assert str(image.venv) in proc.stdout
+
+
+def test_the_operator_image_migrates_a_database(
+    images: dict[str, ReplayedImage], database_url: str
+) -> None:
+    proc = subprocess.run(
+        [str(images["operator"].bin("cj-operator-migrate"))],
+        env={**os.environ, "DATABASE_URL": database_url},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+        cwd="/",
+    )
+    assert proc.returncode == 0, proc.stderr
+
+    async def tables() -> set[str]:
+        conn = await asyncpg.connect(database_url.replace("postgresql+asyncpg://", "postgresql://"))
+        try:
+            rows = await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+            return {r["tablename"] for r in rows}
+        finally:
+            await conn.close()
+
+    found = asyncio.run(tables())
+    assert "alembic_version" in found and len(found) > 2, found
