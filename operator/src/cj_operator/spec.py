@@ -36,8 +36,9 @@ INLINE_ESSAYS_MAX = 500
 """Most essays inline in `spec.essays`; larger batches use `spec.essaysFrom`."""
 SOURCED_ESSAY_MAX_CHARS = 50_000
 """Longest essay text from a ConfigMap (the provider API's default CJ_API_MAX_ESSAY_CHARS)."""
-SOURCED_ESSAYS_MAX = 20_000
-"""Most essays one CJBatch may load from its ConfigMaps."""
+SOURCED_ESSAYS_MAX = 2_000
+"""Most essays one CJBatch may load from its ConfigMaps (the Bradley-Terry fit is dense:
+O(n^3) time, O(n^2) memory per round)."""
 ESSAY_SOURCES_MAX = 200
 """Most ConfigMap references in `spec.essaysFrom` (1 MiB each)."""
 PROMPT_MAX_CHARS = 10_000
@@ -285,7 +286,7 @@ class Stopping(_SpecModel):
     reliability_target: float | None = Field(
         default=None,
         gt=0.0,
-        le=1.0,
+        lt=1.0,
         description="Stop when the scale separation reliability reaches this (e.g. 0.8).",
     )
 

@@ -175,6 +175,11 @@ INVALID: list[Case] = [
         field="spec.stopping.scoreStabilityThreshold",
     ),
     Case(
+        "reliability target of 1",
+        with_changes(stopping={"reliabilityTarget": 1}),
+        field="spec.stopping.reliabilityTarget",
+    ),
+    Case(
         "reliability target above 1",
         with_changes(stopping={"reliabilityTarget": 1.2}),
         field="spec.stopping.reliabilityTarget",

@@ -1,0 +1,162 @@
+"""Callback accounting: what one poll of callback events does to pairs and batch counters.
+
+Pure rules, no I/O. The consumer reads the pairs a poll names, asks `plan_poll` what to do,
+applies the plan in one transaction (each batch's counters updated once), and only then
+commits the Kafka offsets.
+
+Rules:
+- A callback is recorded at most once per correlation id: the first answer for an open pair
+  (PENDING or SUBMITTED) counts; later ones are duplicates (or stale, when the operator had
+  already closed the pair as overdue, or the batch is finished). Unknown ids are counted.
+- Each pair row is counted in `submitted` before it is sent and closes exactly once, so
+  completed + failed never exceeds submitted.
+- A failed comparison is retried (a new row: new correlation id, attempt + 1) while
+  attempt <= maxRetries, unless its error cannot change on a retry (`NON_RETRYABLE`).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from uuid import UUID
+
+from common_core import LLMComparisonResultV1, LLMErrorCode
+
+OVERDUE_ERROR_CODE = "CJ_CALLBACK_OVERDUE"
+"""`error_code` of a pair the batch monitor closed because its callback never came."""
+
+NON_RETRYABLE: frozenset[str] = frozenset(
+    {
+        LLMErrorCode.INVALID_PROMPT,
+        LLMErrorCode.CONTENT_TOO_LONG,
+        LLMErrorCode.INVALID_CONFIG,
+        LLMErrorCode.CALLBACK_TOPIC_MISSING,
+        LLMErrorCode.INVALID_CALLBACK_TOPIC,
+        LLMErrorCode.COST_LIMIT_EXCEEDED,
+    }
+)
+"""Errors a retry of the same request cannot fix (the request itself is the problem)."""
+
+
+def should_retry(error_code: str | None, attempt: int, max_retries: int) -> bool:
+    """True when a comparison whose attempt `attempt` failed with `error_code` is retried.
+
+    Attempts are numbered from 1, so a pair gets at most 1 + `max_retries` attempts.
+    Transient failures (rate limits, timeouts, unparseable answers, overdue callbacks,
+    provider outages) are retried; `NON_RETRYABLE` ones are not.
+    """
+    if attempt > max_retries:
+        return False
+    return error_code not in NON_RETRYABLE
+
+
+class Outcome(StrEnum):
+    """What happened to one callback event (also the metrics label)."""
+
+    SUCCESS = "success"
+    FAILURE = "failure"
+    DUPLICATE = "duplicate"
+    STALE = "stale"
+    UNKNOWN = "unknown"
+    MALFORMED = "malformed"
+
+
+@dataclass(frozen=True)
+class OpenPair:
+    """What accounting needs to know about one stored comparison pair."""
+
+    pair_id: int
+    batch_uid: str
+    open: bool
+    """PENDING or SUBMITTED: no answer recorded yet."""
+    closed_by_operator: bool
+    """Closed as overdue by the batch monitor (a late callback for it is stale)."""
+    attempt: int
+    max_retries: int
+    batch_finished: bool
+    """The batch is COMPLETED, FAILED or CANCELLED: nothing more is recorded for it."""
+
+
+@dataclass(frozen=True)
+class PairUpdate:
+    """Close one pair with this callback's answer."""
+
+    pair_id: int
+    result: LLMComparisonResultV1
+    success: bool
+    needs_retry: bool
+
+
+@dataclass
+class BatchDelta:
+    """How one poll changes one batch's counters (applied once, in one UPDATE)."""
+
+    completed: int = 0
+    failed: int = 0
+    cost_usd: float = 0.0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    provider: str | None = None
+    model: str | None = None
+
+    def add(self, result: LLMComparisonResultV1) -> None:
+        """Count one recorded result."""
+        if result.is_success:
+            self.completed += 1
+            self.provider = result.provider.value
+            self.model = result.model
+        else:
+            self.failed += 1
+        self.cost_usd += result.cost_estimate
+        self.prompt_tokens += result.token_usage.prompt_tokens
+        self.completion_tokens += result.token_usage.completion_tokens
+        self.total_tokens += result.token_usage.total_tokens
+
+
+@dataclass
+class PollPlan:
+    """Everything one poll changes: pair updates, batch deltas, and the outcome counts."""
+
+    updates: list[PairUpdate] = field(default_factory=list)
+    deltas: dict[str, BatchDelta] = field(default_factory=dict)
+    outcomes: Counter[Outcome] = field(default_factory=Counter)
+
+    @property
+    def touched_batches(self) -> set[str]:
+        """Batches whose counters change."""
+        return set(self.deltas)
+
+
+def plan_poll(results: Iterable[LLMComparisonResultV1], pairs: Mapping[UUID, OpenPair]) -> PollPlan:
+    """Decide what a poll's valid callback results do, in order.
+
+    `pairs` maps correlation ids to the stored pairs (ids the operator does not know are
+    absent). A correlation id appearing twice in one poll is recorded once.
+    """
+    plan = PollPlan()
+    closed_now: set[UUID] = set()
+    for result in results:
+        pair = pairs.get(result.correlation_id)
+        if pair is None:
+            plan.outcomes[Outcome.UNKNOWN] += 1
+            continue
+        if pair.batch_finished or pair.closed_by_operator:
+            plan.outcomes[Outcome.STALE] += 1
+            continue
+        if not pair.open or result.correlation_id in closed_now:
+            plan.outcomes[Outcome.DUPLICATE] += 1
+            continue
+        closed_now.add(result.correlation_id)
+        if result.is_success:
+            needs_retry = False
+            plan.outcomes[Outcome.SUCCESS] += 1
+        else:
+            code = result.error_detail.error_code.value if result.error_detail else None
+            needs_retry = should_retry(code, pair.attempt, pair.max_retries)
+            plan.outcomes[Outcome.FAILURE] += 1
+        plan.updates.append(PairUpdate(pair.pair_id, result, result.is_success, needs_retry))
+        plan.deltas.setdefault(pair.batch_uid, BatchDelta()).add(result)
+    return plan

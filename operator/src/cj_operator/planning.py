@@ -1,0 +1,159 @@
+"""What a batch does when a round is settled: fit, then stop or choose the next round (pure).
+
+A round is settled when none of its comparisons is open (PENDING or SUBMITTED) and no failed
+one awaits its retry. Then the batch fits Bradley-Terry to every comparison with a winner and:
+
+1. fails with `LowSuccessRate` as soon as the comparisons that failed for good make
+   `minSuccessRate` unreachable even if every remaining comparison of the budget succeeded;
+2. stops on a `decide_stop` rule (reliability target, score stability, budget, all pairs
+   compared) or with `CostLimitExceeded` once the spent cost reaches `maxCostUSD`;
+3. otherwise selects the next round's pairs (at most what is left of the budget).
+
+A batch that stops is scored; it completes when its success rate (comparisons with a winner
+over comparisons decided) is at least `minSuccessRate`, else it fails with `LowSuccessRate`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from cj_operator.pairing.history import unused_pair_count
+from cj_operator.pairing.selection import select_pairs
+from cj_operator.scoring.bradley_terry import BradleyTerryFit
+from cj_operator.scoring.stopping import decide_stop, max_score_change
+
+REASON_COST_LIMIT = "CostLimitExceeded"
+REASON_LOW_SUCCESS_RATE = "LowSuccessRate"
+REASON_TIMED_OUT = "TimedOut"
+REASON_CANCELLED = "Cancelled"
+REASON_INVALID_ESSAYS = "InvalidEssays"
+
+
+@dataclass(frozen=True)
+class RoundState:
+    """A batch at the end of a round, as the decision needs it.
+
+    `history` holds every comparison asked (first attempts only; a retry repeats its pair),
+    `outcomes` every (winner_idx, loser_idx) with a winner, `final_failures` the comparisons
+    that failed with no retry left.
+    """
+
+    n_items: int
+    round: int
+    budget: int
+    history: Sequence[tuple[int, int]]
+    outcomes: Sequence[tuple[int, int]]
+    final_failures: int
+    previous_scores: Sequence[float] | None
+    fit: BradleyTerryFit | None
+    cost_usd: float
+    max_cost_usd: float | None
+    min_success_rate: float
+    stability_threshold: float
+    min_results_for_stability: int
+    reliability_target: float | None
+
+
+@dataclass(frozen=True)
+class Stop:
+    """Submit nothing more; score the batch. `failed` when the success rate is too low."""
+
+    reason: str
+    message: str
+    failed: bool
+
+
+@dataclass(frozen=True)
+class NextRound:
+    """Submit these (slot_a_idx, slot_b_idx) pairs as round `round`."""
+
+    round: int
+    pairs: list[tuple[int, int]]
+    message: str
+
+
+def success_rate(successes: int, final_failures: int) -> float | None:
+    """Comparisons with a winner over comparisons decided; None when none is decided."""
+    decided = successes + final_failures
+    return None if decided == 0 else successes / decided
+
+
+def final_verdict(
+    reason: str, message: str, successes: int, final_failures: int, min_success_rate: float
+) -> Stop:
+    """Stop with `reason`, or with LowSuccessRate when the success rate is below the minimum."""
+    rate = success_rate(successes, final_failures)
+    if rate is not None and rate < min_success_rate:
+        return Stop(
+            REASON_LOW_SUCCESS_RATE,
+            f"{successes} of {successes + final_failures} comparisons succeeded "
+            f"({rate:.0%}), below minSuccessRate {min_success_rate:.0%}. {message}",
+            failed=True,
+        )
+    return Stop(reason, message, failed=False)
+
+
+def decide_round_end(state: RoundState) -> Stop | NextRound:
+    """Stop (and why) or the next round's pairs, for a settled round (module docstring)."""
+    successes = len(state.outcomes)
+    asked = len(state.history)
+    total = max(state.budget, asked, 1)
+    # Even if every comparison left in the budget succeeded, the rate would stay below the
+    # minimum (a small tolerance keeps 8 of 40 at 80% from failing through rounding).
+    if total - state.final_failures < state.min_success_rate * total - 1e-9:
+        best = (total - state.final_failures) / total
+        return Stop(
+            REASON_LOW_SUCCESS_RATE,
+            f"{state.final_failures} comparisons failed after all retries; even if every "
+            f"remaining one succeeded the success rate could reach only {best:.0%}, below "
+            f"minSuccessRate {state.min_success_rate:.0%}.",
+            failed=True,
+        )
+    scores = state.fit.scores if state.fit is not None else None
+    change = max_score_change(state.previous_scores, scores) if scores is not None else None
+    decision = decide_stop(
+        n_items=state.n_items,
+        results=successes,
+        submitted=asked,
+        max_total=state.budget,
+        max_change=change,
+        stability_threshold=state.stability_threshold,
+        min_results_for_stability=state.min_results_for_stability,
+        reliability=state.fit.reliability if state.fit is not None else None,
+        reliability_target=state.reliability_target,
+        pairs_available=unused_pair_count(state.n_items, state.history),
+    )
+    if decision.stop:
+        return final_verdict(
+            decision.reason,
+            decision.message,
+            successes,
+            state.final_failures,
+            state.min_success_rate,
+        )
+    if state.max_cost_usd is not None and state.cost_usd >= state.max_cost_usd:
+        return final_verdict(
+            REASON_COST_LIMIT,
+            f"The estimated cost ${state.cost_usd:.4f} reached maxCostUSD "
+            f"${state.max_cost_usd:.4f}; no more comparisons are submitted.",
+            successes,
+            state.final_failures,
+            state.min_success_rate,
+        )
+    pairs = select_pairs(
+        state.n_items,
+        scores,
+        state.history,
+        max_pairs=state.budget - asked,
+        seed=state.round + 1,
+    )
+    if not pairs:
+        return final_verdict(
+            "AllPairsCompared",
+            "The pairing policy found no further pair to compare.",
+            successes,
+            state.final_failures,
+            state.min_success_rate,
+        )
+    return NextRound(state.round + 1, pairs, decision.message)

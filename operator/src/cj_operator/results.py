@@ -1,0 +1,159 @@
+"""A finished batch's results: rows, `results.csv`, `results.json`, the completion event (pure).
+
+The results ConfigMap `<name>-results` holds `results.csv` and `results.json`: one row per
+essay, best first, with essay_id, score, standard_error, rank, comparisons, wins and the essay's
+metadata. Essays without a score (no comparison with a winner) come last with empty score,
+standard_error and rank.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from common_core import BatchStateEnum, CJAssessmentCompletedV1, EssayRanking
+
+BASE_COLUMNS = ("essay_id", "score", "standard_error", "rank", "comparisons", "wins")
+"""Columns every results row has, in CSV order; metadata columns follow, sorted."""
+
+
+@dataclass(frozen=True)
+class ResultRow:
+    """One essay's final standing."""
+
+    essay_id: str
+    score: float | None
+    standard_error: float | None
+    rank: int | None
+    comparisons: int
+    wins: int
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def results_config_map_name(batch_name: str) -> str:
+    """`<name>-results`, the ConfigMap holding a batch's full results."""
+    return f"{batch_name}-results"
+
+
+def order_rows(rows: Sequence[ResultRow]) -> list[ResultRow]:
+    """Ranked essays by rank, then unranked ones by id."""
+    return sorted(
+        rows, key=lambda r: (r.rank is None, r.rank if r.rank is not None else 0, r.essay_id)
+    )
+
+
+def _metadata_columns(rows: Sequence[ResultRow]) -> list[str]:
+    keys = sorted({k for r in rows for k in r.metadata})
+    return [f"metadata.{k}" if k in BASE_COLUMNS else k for k in keys]
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, sort_keys=True)
+    if isinstance(value, float):
+        return repr(value) if math.isfinite(value) else ""
+    return str(value)
+
+
+def results_csv(rows: Sequence[ResultRow]) -> str:
+    """`results.csv`: header BASE_COLUMNS + metadata keys; one line per essay, best first.
+
+    A metadata key equal to a base column is written as `metadata.<key>`; nested metadata
+    values are JSON.
+    """
+    ordered = order_rows(rows)
+    meta_keys = sorted({k for r in ordered for k in r.metadata})
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow([*BASE_COLUMNS, *_metadata_columns(ordered)])
+    for r in ordered:
+        base = [r.essay_id, r.score, r.standard_error, r.rank, r.comparisons, r.wins]
+        writer.writerow([_cell(v) for v in base] + [_cell(r.metadata.get(k)) for k in meta_keys])
+    return out.getvalue()
+
+
+def results_json(rows: Sequence[ResultRow]) -> str:
+    """`results.json`: a JSON array of objects with BASE_COLUMNS and `metadata`, best first."""
+    return json.dumps(
+        [
+            {
+                "essay_id": r.essay_id,
+                "score": r.score,
+                "standard_error": r.standard_error,
+                "rank": r.rank,
+                "comparisons": r.comparisons,
+                "wins": r.wins,
+                "metadata": r.metadata,
+            }
+            for r in order_rows(rows)
+        ],
+        indent=1,
+        sort_keys=False,
+    )
+
+
+@dataclass(frozen=True)
+class FinishedBatch:
+    """What the completion event reports about a batch."""
+
+    uid: str
+    namespace: str
+    name: str
+    state: BatchStateEnum
+    reason: str
+    essays: int
+    submitted: int
+    completed: int
+    failed: int
+    rounds: int
+    reliability: float | None
+    provider: str
+    model: str
+    cost_usd: float
+    total_tokens: int
+    started_at: datetime
+    finished_at: datetime
+
+
+def completion_event(batch: FinishedBatch, rows: Sequence[ResultRow]) -> CJAssessmentCompletedV1:
+    """The CJAssessmentCompletedV1 payload: counts, model, cost and the ranked essays."""
+    rankings = [
+        EssayRanking(
+            essay_id=r.essay_id,
+            score=r.score,
+            standard_error=r.standard_error,
+            rank=r.rank,
+            comparisons=r.comparisons,
+            wins=r.wins,
+        )
+        for r in order_rows(rows)
+        if r.score is not None and r.standard_error is not None and r.rank is not None
+    ]
+    return CJAssessmentCompletedV1(
+        batch_id=batch.uid,
+        namespace=batch.namespace,
+        name=batch.name,
+        state=batch.state,
+        reason=batch.reason,
+        essays=batch.essays,
+        submitted=batch.submitted,
+        completed=batch.completed,
+        failed=batch.failed,
+        rounds=batch.rounds,
+        reliability=batch.reliability,
+        provider=batch.provider,
+        model=batch.model,
+        cost_usd=batch.cost_usd,
+        total_tokens=batch.total_tokens,
+        started_at=batch.started_at,
+        finished_at=batch.finished_at,
+        rankings=rankings,
+    )

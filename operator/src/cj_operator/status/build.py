@@ -1,0 +1,184 @@
+"""Build a CJBatch's status from a snapshot of its database state (pure).
+
+Conditions: `Succeeded` is the summary (Unknown while running, True when COMPLETED, False when
+FAILED or CANCELLED, its reason the batch's final reason), `Progressing`, `Suspended` and
+`EssaysLoaded`. `progress` is comparisons with a winner over the batch's budget (100% once
+COMPLETED), never above 100%.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from cj_operator.status.conditions import DesiredCondition, merge_conditions
+from cj_operator.status.model import (
+    CJBatchStatus,
+    Condition,
+    ConditionStatus,
+    Phase,
+    TokenTotals,
+    TopEssay,
+)
+from common_core import BatchStateEnum
+
+_PHASES: dict[BatchStateEnum, Phase] = {
+    BatchStateEnum.INITIALIZING: "Initializing",
+    BatchStateEnum.GENERATING_PAIRS: "GeneratingPairs",
+    BatchStateEnum.WAITING_CALLBACKS: "WaitingCallbacks",
+    BatchStateEnum.SCORING: "Scoring",
+    BatchStateEnum.COMPLETED: "Completed",
+    BatchStateEnum.FAILED: "Failed",
+    BatchStateEnum.CANCELLED: "Cancelled",
+}
+
+
+@dataclass(frozen=True)
+class BatchSnapshot:
+    """A batch as stored: what the status is built from."""
+
+    uid: str
+    name: str
+    namespace: str
+    state: BatchStateEnum
+    suspended: bool
+    generation: int
+    essays: int
+    essays_loaded: bool
+    budget: int
+    round: int
+    submitted: int
+    completed: int
+    failed: int
+    cost_usd: float
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    reliability: float | None
+    max_score_change: float | None
+    reason: str
+    message: str
+    started_at: datetime | None
+    finished_at: datetime | None
+    results_config_map: str | None
+    top: Sequence[TopEssay] = field(default_factory=tuple)
+    version: int = 0
+
+
+def phase_of(snapshot: BatchSnapshot) -> Phase:
+    """`status.phase`: Pending before the essays are stored, Suspended while suspended."""
+    if snapshot.state == BatchStateEnum.INITIALIZING and not snapshot.essays_loaded:
+        return "Pending"
+    if snapshot.suspended and not snapshot.state.is_terminal:
+        return "Suspended"
+    return _PHASES[snapshot.state]
+
+
+def progress_percent(snapshot: BatchSnapshot) -> int:
+    """Whole percent of the budget answered with a winner; 100 when COMPLETED; 0..100."""
+    if snapshot.state == BatchStateEnum.COMPLETED:
+        return 100
+    if snapshot.budget <= 0:
+        return 0
+    return max(0, min(100, (100 * snapshot.completed) // snapshot.budget))
+
+
+def desired_conditions(snapshot: BatchSnapshot) -> list[DesiredCondition]:
+    """The four conditions for `snapshot` (without transition times)."""
+    s = snapshot
+    terminal = s.state.is_terminal
+    if terminal:
+        status: ConditionStatus = "True" if s.state == BatchStateEnum.COMPLETED else "False"
+        succeeded = DesiredCondition("Succeeded", status, s.reason or s.state.title(), s.message)
+    else:
+        succeeded = DesiredCondition(
+            "Succeeded", "Unknown", "InProgress", "The batch has not finished."
+        )
+
+    answered = f"{s.completed} of {s.submitted} comparisons answered with a winner"
+    if terminal:
+        progressing = DesiredCondition(
+            "Progressing", "False", s.reason or s.state.title(), f"Finished: {answered}."
+        )
+    elif s.suspended:
+        progressing = DesiredCondition(
+            "Progressing", "False", "Suspended", f"Suspended in round {s.round}: {answered}."
+        )
+    elif not s.essays_loaded:
+        progressing = DesiredCondition(
+            "Progressing", "False", s.reason or "LoadingEssays", s.message or "Loading essays."
+        )
+    else:
+        progressing = DesiredCondition(
+            "Progressing", "True", _PHASES[s.state], f"Round {s.round}: {answered}."
+        )
+
+    if s.suspended and not terminal:
+        suspended = DesiredCondition(
+            "Suspended",
+            "True",
+            "SuspendRequested",
+            "spec.suspend is true: no new comparisons are submitted.",
+        )
+    else:
+        suspended = DesiredCondition("Suspended", "False", "NotSuspended", "")
+
+    if s.essays_loaded:
+        loaded = DesiredCondition(
+            "EssaysLoaded", "True", "EssaysStored", f"{s.essays} essays stored."
+        )
+    elif s.state == BatchStateEnum.FAILED:
+        loaded = DesiredCondition("EssaysLoaded", "False", s.reason or "InvalidEssays", s.message)
+    else:
+        loaded = DesiredCondition(
+            "EssaysLoaded",
+            "Unknown" if not s.reason else "False",
+            s.reason or "Loading",
+            s.message or "Reading the essays.",
+        )
+    return [succeeded, progressing, suspended, loaded]
+
+
+def build_status(
+    snapshot: BatchSnapshot,
+    previous_conditions: Sequence[Condition],
+    *,
+    now: datetime,
+) -> CJBatchStatus:
+    """The whole status of a batch; conditions keep their transition times when unchanged."""
+    s = snapshot
+    return CJBatchStatus(
+        phase=phase_of(s),
+        state=s.state,
+        observed_generation=s.generation,
+        conditions=merge_conditions(
+            previous_conditions, desired_conditions(s), now=now, generation=s.generation
+        ),
+        essays=s.essays,
+        submitted=s.submitted,
+        completed=s.completed,
+        failed=s.failed,
+        pending=max(0, s.submitted - s.completed - s.failed),
+        progress=f"{progress_percent(s)}%",
+        round=s.round,
+        reliability=None if s.reliability is None else round(s.reliability, 4),
+        max_score_change=None if s.max_score_change is None else round(s.max_score_change, 4),
+        cost_usd=round(s.cost_usd, 6),
+        tokens=TokenTotals(
+            prompt=s.prompt_tokens, completion=s.completion_tokens, total=s.total_tokens
+        ),
+        started_at=s.started_at,
+        completed_at=s.finished_at,
+        last_update_time=now,
+        top_essays=list(s.top),
+        results_config_map=s.results_config_map,
+    )
+
+
+def status_patch(status: CJBatchStatus) -> dict[str, object]:
+    """The merge-patch body for the status subresource (wire names; unset fields as null).
+
+    Nulls make a merge patch remove fields that no longer apply (e.g. a cleared reliability).
+    """
+    return {"status": status.model_dump(mode="json", by_alias=True)}

@@ -1,0 +1,129 @@
+"""Callback accounting rules: idempotency, retries, stale and unknown callbacks."""
+
+from __future__ import annotations
+
+from uuid import UUID, uuid4
+
+import pytest
+from cj_operator.accounting import (
+    NON_RETRYABLE,
+    OVERDUE_ERROR_CODE,
+    OpenPair,
+    Outcome,
+    plan_poll,
+    should_retry,
+)
+
+from common_core import EssayComparisonWinner, LLMErrorCode
+from tests.unit.operator.factories import failure, success
+
+
+def _pair(
+    pair_id: int,
+    batch: str = "b1",
+    *,
+    open_: bool = True,
+    overdue: bool = False,
+    attempt: int = 1,
+    max_retries: int = 3,
+    finished: bool = False,
+) -> OpenPair:
+    return OpenPair(pair_id, batch, open_, overdue, attempt, max_retries, finished)
+
+
+@pytest.mark.parametrize(
+    ("code", "attempt", "max_retries", "retry"),
+    [
+        (LLMErrorCode.PROVIDER_TIMEOUT.value, 1, 3, True),
+        (LLMErrorCode.PROVIDER_TIMEOUT.value, 3, 3, True),
+        (LLMErrorCode.PROVIDER_TIMEOUT.value, 4, 3, False),
+        (LLMErrorCode.PARSING_ERROR.value, 1, 0, False),
+        (LLMErrorCode.PARSING_ERROR.value, 1, 1, True),
+        (LLMErrorCode.CONTENT_TOO_LONG.value, 1, 3, False),
+        (OVERDUE_ERROR_CODE, 2, 3, True),
+        (None, 1, 3, True),
+    ],
+)
+def test_retry_decisions(code: str | None, attempt: int, max_retries: int, retry: bool) -> None:
+    assert should_retry(code, attempt, max_retries) is retry
+
+
+def test_every_non_retryable_code_is_a_real_error_code() -> None:
+    assert {str(c) for c in NON_RETRYABLE} <= {c.value for c in LLMErrorCode}
+
+
+def test_success_and_failure_are_recorded_and_counted_per_batch() -> None:
+    a, b, c = uuid4(), uuid4(), uuid4()
+    pairs = {a: _pair(1), b: _pair(2), c: _pair(3, "b2")}
+    plan = plan_poll(
+        [
+            success(a, cost=0.5, tokens=(10, 5)),
+            failure(b, cost=0.25),
+            success(c, EssayComparisonWinner.ESSAY_B),
+        ],
+        pairs,
+    )
+    assert [(u.pair_id, u.success, u.needs_retry) for u in plan.updates] == [
+        (1, True, False),
+        (2, False, True),
+        (3, True, False),
+    ]
+    b1 = plan.deltas["b1"]
+    assert (b1.completed, b1.failed) == (1, 1)
+    assert b1.cost_usd == pytest.approx(0.75)
+    assert (b1.prompt_tokens, b1.completion_tokens, b1.total_tokens) == (10, 5, 15)
+    assert (b1.provider, b1.model) == ("mock", "mock-1")
+    assert plan.deltas["b2"].completed == 1
+    assert plan.touched_batches == {"b1", "b2"}
+    assert plan.outcomes == {Outcome.SUCCESS: 2, Outcome.FAILURE: 1}
+
+
+def test_a_callback_counts_once_even_twice_in_one_poll() -> None:
+    a = uuid4()
+    plan = plan_poll([success(a), success(a), failure(a)], {a: _pair(1)})
+    assert len(plan.updates) == 1
+    assert plan.deltas["b1"].completed == 1
+    assert plan.deltas["b1"].failed == 0
+    assert plan.outcomes[Outcome.DUPLICATE] == 2
+
+
+def test_answered_pairs_give_duplicates_and_closed_ones_stale() -> None:
+    answered, overdue, finished = uuid4(), uuid4(), uuid4()
+    plan = plan_poll(
+        [success(answered), success(overdue), success(finished)],
+        {
+            answered: _pair(1, open_=False),
+            overdue: _pair(2, open_=False, overdue=True),
+            finished: _pair(3, finished=True),
+        },
+    )
+    assert plan.updates == []
+    assert plan.deltas == {}
+    assert plan.outcomes == {Outcome.DUPLICATE: 1, Outcome.STALE: 2}
+
+
+def test_unknown_correlation_ids_are_counted_not_recorded() -> None:
+    plan = plan_poll([success(uuid4()), failure(uuid4())], {})
+    assert plan.updates == []
+    assert plan.outcomes == {Outcome.UNKNOWN: 2}
+
+
+def test_last_attempt_failure_is_final() -> None:
+    a: UUID = uuid4()
+    plan = plan_poll([failure(a)], {a: _pair(1, attempt=4, max_retries=3)})
+    assert plan.updates[0].needs_retry is False
+    b: UUID = uuid4()
+    plan = plan_poll(
+        [failure(b, LLMErrorCode.CONTENT_TOO_LONG)], {b: _pair(1, attempt=1, max_retries=3)}
+    )
+    assert plan.updates[0].needs_retry is False
+
+
+def test_completed_plus_failed_never_exceeds_open_pairs() -> None:
+    ids = [uuid4() for _ in range(20)]
+    pairs = {cid: _pair(i, open_=i % 3 != 0) for i, cid in enumerate(ids)}
+    results = [success(cid) if i % 2 else failure(cid) for i, cid in enumerate(ids * 3)]
+    plan = plan_poll(results, pairs)
+    open_count = sum(1 for p in pairs.values() if p.open)
+    delta = plan.deltas["b1"]
+    assert delta.completed + delta.failed == open_count

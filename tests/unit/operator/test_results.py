@@ -1,0 +1,91 @@
+"""Results rows, CSV and JSON documents, and the completion event."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+from cj_operator.results import (
+    FinishedBatch,
+    ResultRow,
+    completion_event,
+    results_config_map_name,
+    results_csv,
+    results_json,
+)
+
+from common_core import BatchStateEnum
+from tests.unit.operator.factories import NOW
+
+ROWS = [
+    ResultRow("b", -0.5, 0.4, 2, 3, 1, {"true_score": 2.0, "rank": "x"}),
+    ResultRow("c", None, None, None, 0, 0, {}),
+    ResultRow("a", 0.5, 0.4, 1, 3, 2, {"class": "7B", "tags": ["x", "y"]}),
+]
+
+
+def test_csv_best_first_with_metadata_columns() -> None:
+    rows = list(csv.DictReader(io.StringIO(results_csv(ROWS))))
+    assert [r["essay_id"] for r in rows] == ["a", "b", "c"]
+    assert list(rows[0]) == [
+        "essay_id",
+        "score",
+        "standard_error",
+        "rank",
+        "comparisons",
+        "wins",
+        "class",
+        "metadata.rank",
+        "tags",
+        "true_score",
+    ]
+    assert rows[0]["score"] == "0.5"
+    assert rows[0]["tags"] == '["x", "y"]'
+    assert rows[1]["metadata.rank"] == "x"
+    assert rows[2]["score"] == "" and rows[2]["rank"] == ""
+
+
+def test_json_best_first() -> None:
+    doc = json.loads(results_json(ROWS))
+    assert [d["essay_id"] for d in doc] == ["a", "b", "c"]
+    assert doc[0] == {
+        "essay_id": "a",
+        "score": 0.5,
+        "standard_error": 0.4,
+        "rank": 1,
+        "comparisons": 3,
+        "wins": 2,
+        "metadata": {"class": "7B", "tags": ["x", "y"]},
+    }
+    assert doc[2]["score"] is None
+
+
+def test_completion_event_ranks_scored_essays_only() -> None:
+    batch = FinishedBatch(
+        uid="u",
+        namespace="ns",
+        name="b",
+        state=BatchStateEnum.COMPLETED,
+        reason="ScoresStable",
+        essays=3,
+        submitted=4,
+        completed=3,
+        failed=1,
+        rounds=2,
+        reliability=0.8,
+        provider="mock",
+        model="m",
+        cost_usd=0.01,
+        total_tokens=500,
+        started_at=NOW,
+        finished_at=NOW,
+    )
+    event = completion_event(batch, ROWS)
+    assert [r.essay_id for r in event.rankings] == ["a", "b"]
+    assert event.state == BatchStateEnum.COMPLETED
+    assert event.batch_id == "u"
+
+
+def test_config_map_name() -> None:
+    assert results_config_map_name("essay-batch") == "essay-batch-results"

@@ -1,0 +1,148 @@
+"""Status building: phase, progress, counters, conditions and their transition times."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from cj_operator.status.build import BatchSnapshot, build_status, progress_percent, status_patch
+from cj_operator.status.model import CJBatchStatus, TopEssay
+
+from common_core import BatchStateEnum
+from tests.unit.operator.factories import NOW
+
+
+def snap(**changes: Any) -> BatchSnapshot:
+    base = BatchSnapshot(
+        uid="u1",
+        name="b",
+        namespace="ns",
+        state=BatchStateEnum.WAITING_CALLBACKS,
+        suspended=False,
+        generation=1,
+        essays=10,
+        essays_loaded=True,
+        budget=50,
+        round=2,
+        submitted=30,
+        completed=20,
+        failed=3,
+        cost_usd=0.1234567,
+        prompt_tokens=100,
+        completion_tokens=10,
+        total_tokens=110,
+        reliability=0.71234,
+        max_score_change=0.2,
+        reason="",
+        message="",
+        started_at=NOW,
+        finished_at=None,
+        results_config_map=None,
+        top=(TopEssay(id="e1", score=1.2, standard_error=0.3, rank=1),),
+    )
+    return replace(base, **changes)
+
+
+def _conditions(status: CJBatchStatus) -> dict[str, tuple[str, str]]:
+    return {c.type: (c.status, c.reason) for c in status.conditions}
+
+
+def test_running_batch() -> None:
+    status = build_status(snap(), [], now=NOW)
+    assert status.phase == "WaitingCallbacks"
+    assert (status.submitted, status.completed, status.failed, status.pending) == (30, 20, 3, 7)
+    assert status.progress == "40%"
+    assert status.reliability == 0.7123
+    assert status.cost_usd == 0.123457
+    assert status.tokens.total == 110
+    assert status.observed_generation == 1
+    assert _conditions(status) == {
+        "Succeeded": ("Unknown", "InProgress"),
+        "Progressing": ("True", "WaitingCallbacks"),
+        "Suspended": ("False", "NotSuspended"),
+        "EssaysLoaded": ("True", "EssaysStored"),
+    }
+    assert all(c.observed_generation == 1 for c in status.conditions)
+
+
+@pytest.mark.parametrize(
+    ("changes", "percent"),
+    [
+        ({"completed": 0}, 0),
+        ({"completed": 50}, 100),
+        ({"completed": 80}, 100),
+        ({"budget": 0}, 0),
+        ({"state": BatchStateEnum.COMPLETED, "completed": 10}, 100),
+        ({"completed": 49}, 98),
+    ],
+)
+def test_progress_stays_within_0_and_100(changes: dict[str, object], percent: int) -> None:
+    assert progress_percent(snap(**changes)) == percent
+
+
+def test_phases() -> None:
+    pending = snap(state=BatchStateEnum.INITIALIZING, essays_loaded=False, essays=0)
+    assert build_status(pending, [], now=NOW).phase == "Pending"
+    assert build_status(snap(suspended=True), [], now=NOW).phase == "Suspended"
+    done = snap(state=BatchStateEnum.COMPLETED, suspended=True, reason="ScoresStable")
+    assert build_status(done, [], now=NOW).phase == "Completed"
+
+
+def test_terminal_conditions() -> None:
+    done = build_status(
+        snap(state=BatchStateEnum.COMPLETED, reason="ScoresStable", message="Stable."), [], now=NOW
+    )
+    assert _conditions(done)["Succeeded"] == ("True", "ScoresStable")
+    assert _conditions(done)["Progressing"] == ("False", "ScoresStable")
+    failed = build_status(
+        snap(state=BatchStateEnum.FAILED, reason="LowSuccessRate", message="Too few."),
+        [],
+        now=NOW,
+    )
+    assert _conditions(failed)["Succeeded"] == ("False", "LowSuccessRate")
+    assert next(c for c in failed.conditions if c.type == "Succeeded").message == "Too few."
+
+
+def test_essays_not_found_shows_on_essays_loaded() -> None:
+    waiting = snap(
+        state=BatchStateEnum.INITIALIZING,
+        essays_loaded=False,
+        essays=0,
+        reason="ConfigMapNotFound",
+        message="configmap/x not found",
+    )
+    status = build_status(waiting, [], now=NOW)
+    assert _conditions(status)["EssaysLoaded"] == ("False", "ConfigMapNotFound")
+    assert _conditions(status)["Progressing"] == ("False", "ConfigMapNotFound")
+
+
+def test_suspension() -> None:
+    status = build_status(snap(suspended=True), [], now=NOW)
+    assert _conditions(status)["Suspended"] == ("True", "SuspendRequested")
+    assert _conditions(status)["Progressing"] == ("False", "Suspended")
+
+
+def test_transition_time_changes_only_with_the_status() -> None:
+    first = build_status(snap(), [], now=NOW)
+    later = NOW + timedelta(minutes=5)
+    second = build_status(snap(completed=25, round=3), first.conditions, now=later)
+    assert all(c.last_transition_time == NOW for c in second.conditions)
+    third = build_status(snap(suspended=True), second.conditions, now=later)
+    times = {c.type: c.last_transition_time for c in third.conditions}
+    assert times["Suspended"] == later
+    assert times["Progressing"] == later
+    assert times["Succeeded"] == NOW
+
+
+def test_patch_uses_wire_names_and_nulls() -> None:
+    body = status_patch(build_status(snap(reliability=None), [], now=NOW))
+    status = body["status"]
+    assert isinstance(status, dict)
+    assert status["reliability"] is None
+    assert status["costUSD"] == pytest.approx(0.123457)
+    assert status["topEssays"][0]["standardError"] == 0.3
+    assert status["conditions"][0]["lastTransitionTime"].startswith("2026-01-02T03:04:05")
+    # Round-trips through the model, as the CRD schema is generated from it.
+    CJBatchStatus.model_validate(status)
