@@ -1,0 +1,1 @@
+"""`cjctl`: submit essays as a CJBatch, watch it, and read its results."""
