@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 PY := .venv/bin
 
-.PHONY: help setup lint format test unit integration up down status
+.PHONY: help setup lint format test unit integration up down status demo
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -29,11 +29,14 @@ unit: setup ## only the tests that need no services
 integration: setup ## only the tests on the real services
 	$(PY)/pytest -v -m integration
 
+demo: setup ## the main job: rank essays through the whole system (ESSAYS=file.csv PROMPT=file.txt)
+	$(PY)/python hack/demo.py $(if $(ESSAYS),--essays "$(ESSAYS)") $(if $(PROMPT),--prompt-file "$(PROMPT)")
+
 up: setup ## start the local cluster (PostgreSQL, Redis, Kafka, etcd, kube-apiserver)
 	@hack/devcluster up
 	@echo "connect with: eval \"\$$(hack/devcluster env)\""
 
-down: ## stop the local cluster's processes
+down: ## stop the local cluster and the demo's processes
 	@hack/devcluster down
 
 status: ## show which components of the local cluster run
