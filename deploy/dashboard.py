@@ -70,6 +70,8 @@ def quantile(q: float, histogram: str, by: str = "") -> str:
 
 NOT_SUCCESS = 'status!="success"'
 NOT_QUEUED = 'outcome!="queued"'
+WORKER_SAMPLED = 'priority!="all"'
+"""The API's own sample (priority "all") is taken only at submissions, so it can go stale."""
 
 
 @dataclass(frozen=True)
@@ -136,10 +138,15 @@ ROWS: tuple[tuple[str, tuple[PanelSpec, ...]], ...] = (
         (
             PanelSpec(
                 "Queue depth",
-                "Requests queued or in flight in the Redis streams, by priority (the largest "
-                "value any API or worker sampled).",
+                "Requests queued or in flight in the Redis streams, by priority, as the "
+                "workers sample it every few seconds (the largest value any worker saw).",
                 "short",
-                (Query(f"max by (priority) ({sel('cj_provider_queue_depth')})", "{{priority}}"),),
+                (
+                    Query(
+                        f"max by (priority) ({sel('cj_provider_queue_depth', WORKER_SAMPLED)})",
+                        "{{priority}}",
+                    ),
+                ),
             ),
             PanelSpec(
                 "Queue wait p99",

@@ -12,65 +12,31 @@ import asyncio
 import base64
 import json
 import os
-import re
 import subprocess
-import sys
 import threading
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
 
 from tests.integration.deploy.kube import kubectl
+from tests.integration.deploy.local_release import SecretLookup, local_workload
 from tests.support.devcluster import ClusterEnv
 from tests.unit.deploy.chart import CHART_DIR, Obj, helm, helm_binary, set_args
 
 KEPT_ON_UNINSTALL = {"CustomResourceDefinition"}
 
 
-def expand(value: str, env: dict[str, str]) -> str:
-    """Kubernetes' $(VAR) expansion of an env value: defined names expand, `$$` escapes."""
+def secret_from_cluster(cluster: ClusterEnv, namespace: str) -> SecretLookup:
+    """Read a key of a real Secret, as the kubelet would."""
 
-    def sub(match: re.Match[str]) -> str:
-        if match[0] == "$$":
-            return "$"
-        return env.get(match[1], match[0])
+    def lookup(name: str, key: str) -> str:
+        secret = json.loads(kubectl(cluster, "get", "secret", name, "-n", namespace, "-o", "json"))
+        return base64.b64decode(secret["data"][key]).decode()
 
-    return re.sub(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_]*)\)", sub, value)
-
-
-def resolve_env(cluster: ClusterEnv, namespace: str, container: Obj) -> dict[str, str]:
-    """A container's environment as the kubelet builds it (values, secretKeyRefs, fieldRefs)."""
-    env: dict[str, str] = {}
-    for entry in container.get("env", []):
-        if "value" in entry:
-            env[entry["name"]] = expand(entry["value"], env)
-            continue
-        ref = entry["valueFrom"]
-        if "secretKeyRef" in ref:
-            secret = json.loads(
-                kubectl(
-                    cluster,
-                    "get",
-                    "secret",
-                    ref["secretKeyRef"]["name"],
-                    "-n",
-                    namespace,
-                    "-o",
-                    "json",
-                )
-            )
-            env[entry["name"]] = base64.b64decode(
-                secret["data"][ref["secretKeyRef"]["key"]]
-            ).decode()
-        elif "fieldRef" in ref:
-            env[entry["name"]] = f"local-{ref['fieldRef']['fieldPath']}"
-        else:
-            raise AssertionError(f"unsupported env source {ref}")
-    return env
+    return lookup
 
 
 class JobController:
@@ -107,15 +73,10 @@ class JobController:
 
     def _run(self, job: Obj) -> None:
         name = job["metadata"]["name"]
-        (container,) = job["spec"]["template"]["spec"]["containers"]
-        env = resolve_env(self.cluster, self.namespace, container)
-        command = [
-            str(Path(sys.executable).parent / container["command"][0]),
-            *container["command"][1:],
-        ]
+        local = local_workload(job, secret_from_cluster(self.cluster, self.namespace), name)
         proc = subprocess.run(
-            command,
-            env={**os.environ, **env},
+            local.argv,
+            env={**os.environ, **local.env},
             capture_output=True,
             text=True,
             check=False,
