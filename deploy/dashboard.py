@@ -101,35 +101,50 @@ ROWS: tuple[tuple[str, tuple[PanelSpec, ...]], ...] = (
         (
             PanelSpec(
                 "Batches by phase",
-                "CJBatches the operator knows, by phase (Initializing ... Completed, Failed).",
+                "CJBatches the operator stores, by phase (INITIALIZING ... COMPLETED, FAILED).",
                 "short",
                 (Query(f"sum by (phase) ({sel('cj_operator_batches')})", "{{phase}}"),),
+                width=6,
             ),
             PanelSpec(
                 "Comparisons per second",
-                "Comparisons the operator submitted, and those the workers finished by status "
-                "(success or the error code).",
+                "Comparison requests the operator sent, by outcome (queued, refused, deferred), "
+                "and those the workers finished, by status (success or the error code).",
                 "reqps",
                 (
                     Query(
-                        f"sum({rate('cj_operator_comparisons_submitted_total')})",
-                        "submitted",
+                        f"sum by (outcome) ({rate('cj_operator_comparisons_submitted_total')})",
+                        "submitted {{outcome}}",
                     ),
                     Query(
                         f"sum by (status) ({rate('cj_provider_requests_total')})",
                         "finished {{status}}",
                     ),
                 ),
+                width=6,
+            ),
+            PanelSpec(
+                "Callbacks by outcome",
+                "Callback events the operator processed: success, failure, duplicate, stale, "
+                "unknown (not ours), malformed (dead-lettered).",
+                "reqps",
+                (
+                    Query(
+                        f"sum by (outcome) ({rate('cj_operator_callbacks_total')})",
+                        "{{outcome}}",
+                    ),
+                ),
+                width=6,
             ),
             PanelSpec(
                 "Callback lag p50 / p99",
-                "Time from a comparison's submission to its callback being recorded by the "
-                "operator.",
+                "Time from the operator receiving a callback to the CJBatch status showing it.",
                 "s",
                 (
-                    Query(quantile(0.5, "cj_operator_callback_lag_seconds"), "p50"),
-                    Query(quantile(0.99, "cj_operator_callback_lag_seconds"), "p99"),
+                    Query(quantile(0.5, "cj_operator_callback_to_status_latency_seconds"), "p50"),
+                    Query(quantile(0.99, "cj_operator_callback_to_status_latency_seconds"), "p99"),
                 ),
+                width=6,
             ),
         ),
     ),
