@@ -52,15 +52,9 @@ def test_every_rendered_object_is_accepted(cluster: ClusterEnv, namespace: str, 
 
 
 @pytest.mark.usefixtures("crds_ready")
-def test_namespaced_operator_with_peering_is_accepted(cluster: ClusterEnv, namespace: str) -> None:
-    values = {
-        "operator.watchNamespaces": [namespace],
-        "operator.peering.enabled": True,
-        "operator.replicas": 2,
-    }
-    objects = render(values, namespace=namespace)
-    kinds = {o["kind"] for o in objects}
-    assert {"Role", "RoleBinding", "KopfPeering"} <= kinds
+def test_namespaced_operator_is_accepted(cluster: ClusterEnv, namespace: str) -> None:
+    objects = render({"operator.watchNamespaces": [namespace]}, namespace=namespace)
+    assert {"Role", "RoleBinding"} <= {o["kind"] for o in objects}
     _check(cluster, objects, namespace)
 
 

@@ -128,16 +128,14 @@ def _rbac_objects() -> list[Obj]:
     renders = [
         render(),
         render(values_files=[ALL_ON_VALUES]),
-        render(
-            {"operator.watchNamespaces": ["team-a", "team-b"], "operator.peering.enabled": True}
-        ),
+        render({"operator.watchNamespaces": ["team-a", "team-b"]}),
     ]
     return [o for objs in renders for o in objs if o["kind"] in ("Role", "ClusterRole")]
 
 
 def test_rbac_has_no_wildcards_anywhere() -> None:
     roles = _rbac_objects()
-    assert len(roles) >= 6
+    assert len(roles) == 7  # 2 + 2 ClusterRoles, then 1 ClusterRole + 2 Roles
     for role in roles:
         for rule in role["rules"]:
             for field in ("verbs", "resources", "apiGroups", "resourceNames"):
@@ -367,3 +365,5 @@ def test_template_failures_name_the_value() -> None:
 
     with pytest.raises(HelmError, match=r"queueLowWater \(30000\) must not exceed"):
         render({"providerApi.queueLowWater": 30000})
+    with pytest.raises(HelmError, match=r"operator.peering needs operator.watchNamespaces empty"):
+        render({"operator.peering.enabled": True, "operator.watchNamespaces": ["team-a"]})
