@@ -1,0 +1,235 @@
+"""Kafka I/O of the operator: the callback consumer, dead letters, the completion event, topics.
+
+The consumer (one per operator process, on the active replica only) polls up to
+CJ_OPERATOR_CALLBACK_MAX_RECORDS events, dead-letters the malformed ones, records the rest in
+one database transaction, and only then commits the offsets. When the database fails, it seeks
+back and tries the same events again, so nothing is lost and nothing counts twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import structlog
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+from pydantic import ValidationError
+
+from cj_operator.accounting import Outcome, PollPlan
+from cj_operator.metrics import OperatorMetrics
+from common_core import (
+    CJAssessmentCompletedV1,
+    EventEnvelope,
+    LLMComparisonResultV1,
+    ProcessingEvent,
+)
+
+log = structlog.get_logger("cj_operator.kafka")
+
+COMPLETION_NAMESPACE = uuid.UUID("6f1c2a0e-8d0b-4b7e-9a59-5c2d3b1e0c11")
+"""uuid5 namespace of completion event ids: one id per batch, so a re-publish is recognisable."""
+
+RecordPoll = Callable[[Sequence[LLMComparisonResultV1]], Awaitable[PollPlan]]
+"""Records one poll's results in the database (one transaction) and returns the plan."""
+
+
+def parse_callback(value: bytes | None) -> LLMComparisonResultV1:
+    """The result inside a callback event's envelope.
+
+    Raises ValueError (pydantic's ValidationError included) when the value is not a valid
+    `EventEnvelope[LLMComparisonResultV1]` JSON document.
+    """
+    if value is None:
+        raise ValueError("empty event value (tombstone)")
+    envelope = EventEnvelope[LLMComparisonResultV1].model_validate_json(value)
+    return envelope.data
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        return f"{exc.error_count()} validation error(s); first at {where}: {first['msg']}"
+    return str(exc)
+
+
+async def ensure_topics(
+    bootstrap_servers: str, topics: Sequence[str], partitions: int, replication: int
+) -> list[str]:
+    """Create the topics that do not exist yet; returns the ones created."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [t for t in dict.fromkeys(topics) if t not in existing]
+        if missing:
+            # Another process may create them at the same moment.
+            with contextlib.suppress(TopicAlreadyExistsError):
+                await admin.create_topics([NewTopic(t, partitions, replication) for t in missing])
+        return missing
+    finally:
+        await admin.close()
+
+
+class EventPublisher:
+    """An idempotent producer (acks=all) for dead letters and completion events."""
+
+    def __init__(self, bootstrap_servers: str, service_name: str) -> None:
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap_servers, acks="all", enable_idempotence=True
+        )
+        self._service = service_name
+
+    async def start(self) -> None:
+        """Connect to the brokers."""
+        await self._producer.start()
+
+    async def stop(self) -> None:
+        """Flush and disconnect."""
+        await self._producer.stop()
+
+    async def dead_letter(self, topic: str, record: ConsumerRecord[Any, Any], reason: str) -> None:
+        """Copy a malformed record verbatim to `topic`, with headers saying where and why."""
+        headers = [
+            ("cj-dlq-reason", reason[:1000].encode()),
+            ("cj-dlq-source-topic", record.topic.encode()),
+            ("cj-dlq-source-partition", str(record.partition).encode()),
+            ("cj-dlq-source-offset", str(record.offset).encode()),
+            *[(k, v) for k, v in (record.headers or ()) if not k.startswith("cj-dlq-")],
+        ]
+        await self._producer.send_and_wait(
+            topic, value=record.value, key=record.key, headers=headers
+        )
+
+    async def publish_completion(self, topic: str, event: CJAssessmentCompletedV1) -> None:
+        """Publish the batch's completion event, keyed by the batch uid.
+
+        The envelope's `event_id` is derived from the batch uid (uuid5), the same for every
+        attempt, so consumers can recognise a re-publish after a crash.
+        """
+        try:
+            correlation = uuid.UUID(event.batch_id)
+        except ValueError:
+            correlation = uuid.uuid5(COMPLETION_NAMESPACE, event.batch_id)
+        envelope = EventEnvelope[CJAssessmentCompletedV1](
+            event_id=uuid.uuid5(COMPLETION_NAMESPACE, f"completed:{event.batch_id}"),
+            event_type=ProcessingEvent.CJ_ASSESSMENT_COMPLETED.value,
+            source_service=self._service,
+            correlation_id=correlation,
+            data=event,
+        )
+        await self._producer.send_and_wait(
+            topic, value=envelope.model_dump_json().encode(), key=event.batch_id.encode()
+        )
+
+
+class CallbackConsumer:
+    """Consumes comparison results and records them (module docstring for the guarantees).
+
+    `on_recorded(batch_uids, received_at)` is called after each committed poll with the
+    batches whose counters changed and the monotonic time the poll was received.
+    """
+
+    def __init__(
+        self,
+        *,
+        bootstrap_servers: str,
+        topic: str,
+        group_id: str,
+        dead_letter_topic: str,
+        max_records: int,
+        poll_timeout_ms: int,
+        record: RecordPoll,
+        publisher: EventPublisher,
+        metrics: OperatorMetrics,
+        on_recorded: Callable[[set[str], float], None],
+    ) -> None:
+        self._bootstrap = bootstrap_servers
+        self._topic = topic
+        self._group = group_id
+        self._dlq = dead_letter_topic
+        self._max_records = max_records
+        self._poll_timeout_ms = poll_timeout_ms
+        self._record = record
+        self._publisher = publisher
+        self._metrics = metrics
+        self._on_recorded = on_recorded
+        self.assigned = asyncio.Event()
+
+    async def run(self) -> None:
+        """Consume until cancelled (leaving the group cleanly)."""
+        consumer = AIOKafkaConsumer(
+            self._topic,
+            bootstrap_servers=self._bootstrap,
+            group_id=self._group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=self._max_records,
+        )
+        await consumer.start()
+        log.info("callback consumer started", topic=self._topic, group=self._group)
+        backoff = 0.5
+        try:
+            while True:
+                polled = await consumer.getmany(
+                    timeout_ms=self._poll_timeout_ms, max_records=self._max_records
+                )
+                if consumer.assignment():
+                    self.assigned.set()
+                if not polled:
+                    continue
+                try:
+                    await self._handle(consumer, polled)
+                    backoff = 0.5
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("recording callbacks failed; the poll is retried", delay=backoff)
+                    for tp, records in polled.items():
+                        consumer.seek(tp, records[0].offset)
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 30.0)
+        finally:
+            await consumer.stop()
+            log.info("callback consumer stopped")
+
+    async def _handle(
+        self,
+        consumer: AIOKafkaConsumer,
+        polled: dict[TopicPartition, list[ConsumerRecord[Any, Any]]],
+    ) -> None:
+        received = time.monotonic()
+        started = time.perf_counter()
+        results: list[LLMComparisonResultV1] = []
+        malformed: list[tuple[ConsumerRecord[Any, Any], str]] = []
+        for records in polled.values():
+            for record in records:
+                try:
+                    results.append(parse_callback(record.value))
+                except ValueError as exc:
+                    malformed.append((record, _reason(exc)))
+        for record, reason in malformed:
+            await self._publisher.dead_letter(self._dlq, record, reason)
+            log.warning(
+                "malformed callback dead-lettered",
+                partition=record.partition,
+                offset=record.offset,
+                reason=reason,
+            )
+        plan = await self._record(results)
+        await consumer.commit({tp: records[-1].offset + 1 for tp, records in polled.items()})
+        if malformed:
+            self._metrics.dead_letters.inc(len(malformed))
+            self._metrics.callbacks.labels(Outcome.MALFORMED.value).inc(len(malformed))
+        for outcome, count in plan.outcomes.items():
+            self._metrics.callbacks.labels(outcome.value).inc(count)
+        self._metrics.reconcile_duration.labels("callbacks").observe(time.perf_counter() - started)
+        if plan.outcomes.get(Outcome.UNKNOWN):
+            log.info("callbacks with unknown correlation ids", count=plan.outcomes[Outcome.UNKNOWN])
+        self._on_recorded(plan.touched_batches, received)

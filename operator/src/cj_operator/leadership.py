@@ -1,0 +1,105 @@
+"""Which replica is active: the one kopf's peering lets run (only it consumes callbacks).
+
+kopf pauses a replica's handlers while a live peer with a higher priority exists (or one with
+the same priority: then all pause). The operator's own background work (callback consumer,
+engine, monitor, status patcher) must follow the same decision, so `PeeringGate` reads the
+same ClusterKopfPeering object and applies kopf's rule (`is_active`). With --standalone the
+replica is always active.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+
+from cj_operator.k8s_io import KubeApi
+
+log = structlog.get_logger("cj_operator.leadership")
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def is_active(peers: Mapping[str, Any], identity: str, priority: int, now: datetime) -> bool:
+    """kopf's peering rule for this replica.
+
+    `peers` is the peering object's `status`: identity -> {priority, lastseen, lifetime}.
+    Active when this replica is listed and no other live peer has a priority >= its own. A
+    peer is dead once `lastseen + lifetime` has passed.
+    """
+    if identity not in peers:
+        return False
+    for other, info in peers.items():
+        if other == identity or not isinstance(info, Mapping):
+            continue
+        seen = _parse_time(info.get("lastseen"))
+        lifetime = info.get("lifetime", 60)
+        if seen is None or not isinstance(lifetime, int | float):
+            continue
+        if seen + timedelta(seconds=float(lifetime)) <= now:
+            continue
+        other_priority = info.get("priority", 0)
+        if isinstance(other_priority, int) and other_priority >= priority:
+            return False
+    return True
+
+
+class PeeringGate:
+    """`active` is set while this replica may do the operator's background work."""
+
+    def __init__(
+        self,
+        *,
+        kube: KubeApi | None,
+        peering_name: str,
+        identity: str | None,
+        priority: int,
+        standalone: bool,
+        poll_seconds: float = 5.0,
+    ) -> None:
+        self._kube = kube
+        self._name = peering_name
+        self._identity = identity
+        self._priority = priority
+        self._standalone = standalone
+        self._poll = poll_seconds
+        self.active = asyncio.Event()
+        self.changed = asyncio.Event()
+        if standalone:
+            self.active.set()
+
+    def _set(self, active: bool) -> None:
+        if active != self.active.is_set():
+            log.info("replica is now " + ("active" if active else "standby"), peering=self._name)
+            if active:
+                self.active.set()
+            else:
+                self.active.clear()
+            self.changed.set()
+
+    async def run(self) -> None:
+        """Follow the peering object until cancelled (returns at once when standalone)."""
+        if self._standalone or self._kube is None or self._identity is None:
+            return
+        while True:
+            try:
+                peering = await self._kube.read_peering(self._name)
+                status = (peering or {}).get("status") or {}
+                self._set(is_active(status, self._identity, self._priority, datetime.now(UTC)))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("cannot read the peering object; standing by", error=repr(exc))
+                self._set(False)
+            await asyncio.sleep(self._poll)

@@ -1,0 +1,97 @@
+"""The batch monitor: one task per operator (not one per batch).
+
+Every BATCH_MONITOR_INTERVAL_MINUTES (and once at start-up) it
+- closes comparisons whose callback is overdue (CJ_OPERATOR_CALLBACK_TIMEOUT_MINUTES) as failed,
+  so the engine re-submits them within spec.limits.maxRetries;
+- applies each batch's timeout (spec.limits.timeout, default BATCH_TIMEOUT_HOURS);
+- wakes every unfinished batch and every finished one whose results or completion event are
+  missing (this is how a restarted operator picks up where it stopped);
+- refreshes the batches-by-phase gauge.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import timedelta
+
+import structlog
+from sqlalchemy import select
+
+from cj_operator.db import repository as repo
+from cj_operator.db.models import Batch
+from cj_operator.db.session import Database
+from cj_operator.engine import BatchEngine
+from cj_operator.metrics import OperatorMetrics
+from common_core import BatchStateEnum
+
+log = structlog.get_logger("cj_operator.monitor")
+
+
+class BatchMonitor:
+    """See the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        db: Database,
+        engine: BatchEngine,
+        metrics: OperatorMetrics,
+        interval_seconds: float,
+        callback_timeout_seconds: float,
+    ) -> None:
+        self._db = db
+        self._engine = engine
+        self._metrics = metrics
+        self._interval = interval_seconds
+        self._callback_timeout = callback_timeout_seconds
+
+    async def run(self) -> None:
+        """Check now, then every interval, until cancelled (a failed check is logged)."""
+        while True:
+            try:
+                await self.check()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("batch monitor check failed")
+            await asyncio.sleep(self._interval)
+
+    async def check(self) -> None:
+        """One pass (module docstring)."""
+        started = time.perf_counter()
+        now = repo.utcnow()
+        closed = await repo.close_overdue(self._db, now - timedelta(seconds=self._callback_timeout))
+        for uid, count in closed.items():
+            self._metrics.comparisons_overdue.inc(count)
+            log.warning(
+                "callbacks overdue; comparisons will be re-submitted", batch_uid=uid, overdue=count
+            )
+        async with self._db.sessions() as session:
+            late = list(
+                (
+                    await session.execute(
+                        select(Batch.uid).where(
+                            Batch.deadline_at < now,
+                            Batch.deleted_at.is_(None),
+                            Batch.state.in_(
+                                (
+                                    BatchStateEnum.INITIALIZING,
+                                    BatchStateEnum.GENERATING_PAIRS,
+                                    BatchStateEnum.WAITING_CALLBACKS,
+                                )
+                            ),
+                        )
+                    )
+                ).scalars()
+            )
+        for uid in late:
+            await self._engine.timeout(uid)
+        for uid in await repo.unfinished_batches(self._db):
+            self._engine.wake(uid)
+        for uid in await repo.followups_due(self._db):
+            self._engine.wake(uid)
+        counts = await repo.count_by_state(self._db)
+        for state in BatchStateEnum:
+            self._metrics.batches.labels(state.value).set(counts.get(state, 0))
+        self._metrics.reconcile_duration.labels("monitor").observe(time.perf_counter() - started)

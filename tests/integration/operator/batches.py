@@ -1,0 +1,83 @@
+"""Helpers for operator integration tests: a migrated database holding a started batch."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from cj_operator.db import repository as repo
+from cj_operator.db.models import Batch, ComparisonPair
+from cj_operator.db.session import Database
+from cj_operator.migrate import upgrade
+from cj_operator.spec import CJBatchSpec
+from sqlalchemy import select
+
+from common_core import EventEnvelope, LLMComparisonResultV1
+
+
+@dataclass(frozen=True)
+class StoredBatch:
+    uid: str
+    correlation_ids: list[uuid.UUID]
+
+
+async def migrated(database_url: str) -> Database:
+    """The schema at head on `database_url`, and a Database on it."""
+    await upgrade(database_url)
+    return Database(database_url, pool_size=10)
+
+
+async def stored_batch(db: Database, n_essays: int = 8, pairs: int = 4) -> StoredBatch:
+    """A batch with `n_essays` essays and one round of `pairs` PENDING comparisons."""
+    uid = str(uuid.uuid4())
+    spec = CJBatchSpec.model_validate(
+        {
+            "essays": [{"id": f"e{i}", "text": f"Essay {i}."} for i in range(n_essays)],
+            "assignment": {"prompt": "Write."},
+            "comparisons": {"targetPerEssay": 50},
+        }
+    )
+    limits = repo.resolve_limits(spec, 3600.0, 0.8)
+    await repo.register_batch(
+        db, uid=uid, namespace="ns", name=f"b-{uid[:8]}", generation=1, spec=spec, limits=limits
+    )
+    assert spec.essays is not None
+    await repo.store_essays(db, uid, spec.essays)
+    chosen = [(i % n_essays, (i + 1 + i // n_essays) % n_essays) for i in range(pairs)]
+    chosen = [(a, b if b != a else (a + 1) % n_essays) for a, b in chosen]
+    async with db.sessions.begin() as session:
+        batch = await repo.lock_batch(session, uid)
+        assert batch is not None
+        await repo.insert_round(session, batch, 1, chosen)
+    async with db.sessions() as session:
+        cids = list(
+            (
+                await session.execute(
+                    select(ComparisonPair.correlation_id)
+                    .where(ComparisonPair.batch_uid == uid)
+                    .order_by(ComparisonPair.id)
+                )
+            ).scalars()
+        )
+    return StoredBatch(uid, cids)
+
+
+async def batch_row(db: Database, uid: str) -> Batch:
+    async with db.sessions() as session:
+        batch = await session.get(Batch, uid)
+        assert batch is not None
+        return batch
+
+
+def envelope(result: LLMComparisonResultV1) -> bytes:
+    """The Kafka value a worker publishes for `result`."""
+    return (
+        EventEnvelope[LLMComparisonResultV1](
+            event_type="llm_provider.comparison_result",
+            source_service="test",
+            correlation_id=result.correlation_id,
+            data=result,
+        )
+        .model_dump_json()
+        .encode()
+    )

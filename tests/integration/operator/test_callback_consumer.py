@@ -1,0 +1,225 @@
+"""The callback consumer on real Kafka and PostgreSQL.
+
+It records results idempotently, commits offsets only after the database commit, counts
+unknown correlation ids, and dead-letters malformed events without stopping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from uuid import uuid4
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from cj_operator.accounting import PollPlan
+from cj_operator.db import repository as repo
+from cj_operator.db.session import Database
+from cj_operator.kafka_io import CallbackConsumer, EventPublisher
+from cj_operator.metrics import OperatorMetrics
+
+from common_core import LLMComparisonResultV1
+from tests.conftest import TopicFactory, unique_name
+from tests.integration.operator.batches import batch_row, envelope, migrated, stored_batch
+from tests.support.devcluster import ClusterEnv
+from tests.unit.operator.factories import failure, success
+
+Recorder = Callable[[Sequence[LLMComparisonResultV1]], Awaitable[PollPlan]]
+
+
+async def _until(check: Callable[[], Awaitable[bool]], what: str, limit: float = 30) -> None:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if await check():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"no {what} after {limit} s")
+
+
+@contextlib.asynccontextmanager
+async def running_consumer(
+    cluster: ClusterEnv, topic: str, dlq: str, group: str, record: Recorder
+) -> AsyncIterator[tuple[CallbackConsumer, OperatorMetrics, list[set[str]]]]:
+    metrics = OperatorMetrics()
+    publisher = EventPublisher(cluster.kafka_bootstrap_servers, "cj-operator-test")
+    await publisher.start()
+    touched: list[set[str]] = []
+    consumer = CallbackConsumer(
+        bootstrap_servers=cluster.kafka_bootstrap_servers,
+        topic=topic,
+        group_id=group,
+        dead_letter_topic=dlq,
+        max_records=50,
+        poll_timeout_ms=200,
+        record=record,
+        publisher=publisher,
+        metrics=metrics,
+        on_recorded=lambda uids, _: touched.append(uids),
+    )
+    task = asyncio.create_task(consumer.run())
+    try:
+        yield consumer, metrics, touched
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await publisher.stop()
+
+
+async def _produce(cluster: ClusterEnv, topic: str, values: list[bytes]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=cluster.kafka_bootstrap_servers)
+    await producer.start()
+    try:
+        for value in values:
+            await producer.send_and_wait(topic, value=value, key=b"k")
+    finally:
+        await producer.stop()
+
+
+async def _committed(cluster: ClusterEnv, topic: str, group: str) -> int | None:
+    probe = AIOKafkaConsumer(bootstrap_servers=cluster.kafka_bootstrap_servers, group_id=group)
+    await probe.start()
+    try:
+        return await probe.committed(TopicPartition(topic, 0))
+    finally:
+        await probe.stop()
+
+
+def _metric(metrics: OperatorMetrics, name: str, **labels: str) -> float:
+    value = metrics.registry.get_sample_value(name, labels or None)
+    return 0.0 if value is None else value
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    database = await migrated(database_url)
+    yield database
+    await database.dispose()
+
+
+async def test_consumer_records_counts_and_dead_letters(
+    cluster: ClusterEnv, kafka_topic: TopicFactory, db: Database
+) -> None:
+    topic = await kafka_topic("callbacks")
+    dlq = await kafka_topic("dlq")
+    group = unique_name("cj-operator-test-")
+    stored = await stored_batch(db, pairs=3)
+    a, b, c = stored.correlation_ids
+    values = [
+        envelope(success(a)),
+        b"this is not json",
+        envelope(success(a)),  # duplicate
+        envelope(failure(b)),
+        envelope(success(uuid4())),  # unknown correlation id
+        b'{"event_type": "x"}',
+        envelope(success(c)),
+    ]
+    await _produce(cluster, topic, values)
+
+    async with running_consumer(
+        cluster, topic, dlq, group, lambda results: repo.record_callbacks(db, results)
+    ) as (_, metrics, touched):
+
+        async def offsets_committed() -> bool:
+            return await _committed(cluster, topic, group) == len(values)
+
+        await _until(offsets_committed, "committed offsets")
+        batch = await batch_row(db, stored.uid)
+        assert (batch.submitted, batch.completed, batch.failed) == (3, 2, 1)
+        assert _metric(metrics, "cj_operator_callbacks_total", outcome="success") == 2
+        assert _metric(metrics, "cj_operator_callbacks_total", outcome="failure") == 1
+        assert _metric(metrics, "cj_operator_callbacks_total", outcome="duplicate") == 1
+        assert _metric(metrics, "cj_operator_callbacks_total", outcome="unknown") == 1
+        assert _metric(metrics, "cj_operator_callbacks_total", outcome="malformed") == 2
+        assert _metric(metrics, "cj_operator_dead_letters_total") == 2
+        assert any(stored.uid in uids for uids in touched)
+
+        # Keeps going after the malformed ones: a later event is recorded too.
+        more = await stored_batch(db, pairs=1)
+        await _produce(cluster, topic, [envelope(success(more.correlation_ids[0]))])
+
+        async def recorded() -> bool:
+            return (await batch_row(db, more.uid)).completed == 1
+
+        await _until(recorded, "the later callback recorded")
+
+    reader = AIOKafkaConsumer(
+        dlq, bootstrap_servers=cluster.kafka_bootstrap_servers, auto_offset_reset="earliest"
+    )
+    await reader.start()
+    try:
+        polled = await reader.getmany(timeout_ms=10_000)
+        dead = [r for records in polled.values() for r in records]
+    finally:
+        await reader.stop()
+    assert [r.value for r in dead] == [b"this is not json", b'{"event_type": "x"}']
+    headers = dict(dead[0].headers)
+    assert headers["cj-dlq-source-topic"] == topic.encode()
+    assert headers["cj-dlq-source-offset"] == b"1"
+    assert b"validation error" in headers["cj-dlq-reason"]
+
+
+async def test_offsets_are_committed_only_after_the_database_commit(
+    cluster: ClusterEnv, kafka_topic: TopicFactory, db: Database
+) -> None:
+    topic = await kafka_topic("callbacks")
+    dlq = await kafka_topic("dlq")
+    group = unique_name("cj-operator-test-")
+    stored = await stored_batch(db, pairs=2)
+    broken = True
+    attempts = 0
+
+    async def flaky(results: Sequence[LLMComparisonResultV1]) -> PollPlan:
+        nonlocal attempts
+        attempts += 1
+        if broken:
+            raise ConnectionError("database went away")
+        return await repo.record_callbacks(db, results)
+
+    await _produce(cluster, topic, [envelope(success(c)) for c in stored.correlation_ids])
+    async with running_consumer(cluster, topic, dlq, group, flaky):
+
+        async def tried_twice() -> bool:
+            return attempts >= 2
+
+        await _until(tried_twice, "two failed recording attempts")
+        assert await _committed(cluster, topic, group) is None
+        assert (await batch_row(db, stored.uid)).completed == 0
+        broken = False
+
+        async def committed() -> bool:
+            return await _committed(cluster, topic, group) == 2
+
+        await _until(committed, "offsets committed once the database is back")
+    batch = await batch_row(db, stored.uid)
+    assert (batch.completed, batch.failed) == (2, 0)
+
+
+async def test_a_restarted_consumer_does_not_count_again(
+    cluster: ClusterEnv, kafka_topic: TopicFactory, db: Database
+) -> None:
+    topic = await kafka_topic("callbacks")
+    dlq = await kafka_topic("dlq")
+    group = unique_name("cj-operator-test-")
+    stored = await stored_batch(db, pairs=2)
+    first, second = stored.correlation_ids
+    await _produce(cluster, topic, [envelope(success(first))])
+
+    async def record(results: Sequence[LLMComparisonResultV1]) -> PollPlan:
+        return await repo.record_callbacks(db, results)
+
+    for value, expected in ((None, 1), (envelope(success(second)), 2)):
+        if value is not None:
+            await _produce(cluster, topic, [value])
+        async with running_consumer(cluster, topic, dlq, group, record) as (_, metrics, _t):
+
+            async def done(n: int = expected) -> bool:
+                return await _committed(cluster, topic, group) == n
+
+            await _until(done, f"{expected} offsets committed")
+            # Only the new event was processed by this consumer.
+            assert _metric(metrics, "cj_operator_callbacks_total", outcome="success") == 1
+    batch = await batch_row(db, stored.uid)
+    assert batch.completed == 2

@@ -1,0 +1,104 @@
+"""Recording callbacks on the real PostgreSQL: idempotent, exact under concurrency."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+from cj_operator.accounting import Outcome
+from cj_operator.db import repository as repo
+from cj_operator.db.models import ComparisonPair, PairStatus
+from sqlalchemy import func, select, update
+
+from common_core import EssayComparisonWinner, LLMComparisonResultV1, LLMErrorCode
+from tests.integration.operator.batches import batch_row, migrated, stored_batch
+from tests.unit.operator.factories import failure, success
+
+
+async def test_recording_is_idempotent(database_url: str) -> None:
+    db = await migrated(database_url)
+    try:
+        stored = await stored_batch(db, pairs=4)
+        a, b, c, _ = stored.correlation_ids
+        first = await repo.record_callbacks(
+            db,
+            [
+                success(a, cost=0.5),
+                failure(b),
+                success(a),
+                success(c, EssayComparisonWinner.ESSAY_B),
+            ],
+        )
+        assert first.outcomes == {Outcome.SUCCESS: 2, Outcome.FAILURE: 1, Outcome.DUPLICATE: 1}
+        again = await repo.record_callbacks(db, [success(a), failure(b), success(c)])
+        assert again.outcomes == {Outcome.DUPLICATE: 3}
+        batch = await batch_row(db, stored.uid)
+        assert (batch.submitted, batch.completed, batch.failed) == (4, 2, 1)
+        assert batch.cost_usd == 0.5 + 0.001
+        async with db.sessions() as session:
+            pair_b = (
+                await session.execute(
+                    select(ComparisonPair).where(ComparisonPair.correlation_id == b)
+                )
+            ).scalar_one()
+        assert pair_b.status == PairStatus.FAILED
+        assert pair_b.error_code == LLMErrorCode.PROVIDER_TIMEOUT.value
+        assert pair_b.needs_retry is True
+    finally:
+        await db.dispose()
+
+
+async def test_concurrent_callbacks_for_one_batch_are_counted_exactly(database_url: str) -> None:
+    db = await migrated(database_url)
+    try:
+        stored = await stored_batch(db, n_essays=40, pairs=300)
+        rng = random.Random(7)
+        results = [
+            success(cid) if i % 5 else failure(cid, LLMErrorCode.CONTENT_TOO_LONG)
+            for i, cid in enumerate(stored.correlation_ids)
+        ]
+        deliveries = results * 3  # every callback delivered three times
+        rng.shuffle(deliveries)
+        polls = [deliveries[i : i + 37] for i in range(0, len(deliveries), 37)]
+
+        async def consume(mine: list[list[LLMComparisonResultV1]]) -> None:
+            for poll in mine:
+                await repo.record_callbacks(db, poll)
+
+        await asyncio.gather(*(consume(polls[k::8]) for k in range(8)))
+        batch = await batch_row(db, stored.uid)
+        assert batch.submitted == 300
+        assert batch.completed == 240
+        assert batch.failed == 60
+        async with db.sessions() as session:
+            open_pairs = (
+                await session.execute(
+                    select(func.count()).where(
+                        ComparisonPair.batch_uid == stored.uid,
+                        ComparisonPair.status.in_(repo.OPEN_STATUSES),
+                    )
+                )
+            ).scalar_one()
+        assert open_pairs == 0
+    finally:
+        await db.dispose()
+
+
+async def test_late_callbacks_after_overdue_are_stale(database_url: str) -> None:
+    db = await migrated(database_url)
+    try:
+        stored = await stored_batch(db, pairs=2)
+        async with db.sessions.begin() as session:
+            await session.execute(
+                update(ComparisonPair)
+                .where(ComparisonPair.batch_uid == stored.uid)
+                .values(status=PairStatus.SUBMITTED, submitted_at=repo.utcnow())
+            )
+        closed = await repo.close_overdue(db, repo.utcnow())
+        assert closed == {stored.uid: 2}
+        plan = await repo.record_callbacks(db, [success(c) for c in stored.correlation_ids])
+        assert plan.outcomes == {Outcome.STALE: 2}
+        batch = await batch_row(db, stored.uid)
+        assert (batch.submitted, batch.completed, batch.failed) == (2, 0, 2)
+    finally:
+        await db.dispose()

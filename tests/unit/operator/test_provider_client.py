@@ -1,0 +1,179 @@
+"""The provider API client: outcomes, refusals, errors and the circuit breaker."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from uuid import uuid4
+
+import httpx
+import pytest
+from cj_operator.provider_client import (
+    CircuitBreaker,
+    HttpProviderApi,
+    ProviderRejectedError,
+    ProviderUnavailableError,
+)
+
+from common_core import LLMComparisonRequest
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _request() -> LLMComparisonRequest:
+    return LLMComparisonRequest(
+        user_prompt="p", essay_a="a", essay_b="b", callback_topic="huleedu.x.v1"
+    )
+
+
+def _queued(cid: str, index: int) -> dict[str, object]:
+    return {
+        "index": index,
+        "correlation_id": cid,
+        "queued": {
+            "queue_id": str(uuid4()),
+            "correlation_id": cid,
+            "queued_at": datetime.now(UTC).isoformat(),
+            "estimated_wait_seconds": 0.0,
+            "priority": "normal",
+        },
+    }
+
+
+def _refused(cid: str, index: int, code: str) -> dict[str, object]:
+    return {
+        "index": index,
+        "correlation_id": cid,
+        "error": {"error_code": code, "message": "no", "service": "api", "operation": "submit"},
+    }
+
+
+def _client(
+    handler: httpx.MockTransport, breaker: CircuitBreaker | None = None, token: str | None = None
+) -> HttpProviderApi:
+    return HttpProviderApi(
+        "http://api",
+        token=token,
+        timeout_seconds=1.0,
+        breaker=breaker or CircuitBreaker(2, 30.0, FakeClock()),
+        transport=handler,
+    )
+
+
+async def test_bulk_outcomes_and_bearer_token() -> None:
+    seen: list[httpx.Request] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        items = json.loads(request.content)["requests"]
+        outcomes = [
+            _queued(items[0]["correlation_id"], 0),
+            _refused(items[1]["correlation_id"], 1, "LLM_CONTENT_TOO_LONG"),
+        ]
+        return httpx.Response(207, json={"outcomes": outcomes})
+
+    client = _client(httpx.MockTransport(handle), token="t0k")
+    answer = await client.submit([_request(), _request()])
+    assert answer.accepted == 1
+    assert answer.outcomes[1].error is not None
+    assert seen[0].url.path == "/api/v1/comparisons"
+    assert seen[0].headers["authorization"] == "Bearer t0k"
+    assert json.loads(seen[0].content)["requests"][0]["callback_topic"] == "huleedu.x.v1"
+    await client.close()
+
+
+async def test_all_refused_with_one_status_still_gives_outcomes() -> None:
+    def handle(request: httpx.Request) -> httpx.Response:
+        cid = json.loads(request.content)["requests"][0]["correlation_id"]
+        return httpx.Response(503, json={"outcomes": [_refused(cid, 0, "LLM_QUEUE_FULL")]})
+
+    answer = await _client(httpx.MockTransport(handle)).submit([_request()])
+    assert answer.outcomes[0].error is not None
+    assert answer.outcomes[0].error.error_code.value == "LLM_QUEUE_FULL"
+
+
+async def test_whole_request_refusal() -> None:
+    def handle(_: httpx.Request) -> httpx.Response:
+        return httpx.Response(
+            401,
+            json={
+                "error_code": "LLM_INVALID_CONFIG",
+                "message": "bad token",
+                "service": "api",
+                "operation": "submit",
+            },
+        )
+
+    with pytest.raises(ProviderRejectedError, match="401 LLM_INVALID_CONFIG: bad token"):
+        await _client(httpx.MockTransport(handle)).submit([_request()])
+
+
+async def test_faults_open_the_circuit_then_one_trial() -> None:
+    clock = FakeClock()
+    calls = 0
+
+    def handle(_: httpx.Request) -> httpx.Response:
+        nonlocal calls
+        calls += 1
+        return httpx.Response(502, text="bad gateway", headers={"Retry-After": "7"})
+
+    breaker = CircuitBreaker(2, 30.0, clock)
+    client = _client(httpx.MockTransport(handle), breaker)
+    with pytest.raises(ProviderUnavailableError) as first:
+        await client.submit([_request()])
+    assert first.value.retry_after == 7.0
+    with pytest.raises(ProviderUnavailableError):
+        await client.submit([_request()])
+    assert breaker.is_open and calls == 2
+    with pytest.raises(ProviderUnavailableError, match="circuit is open"):
+        await client.submit([_request()])
+    assert calls == 2
+    clock.now += 31
+    with pytest.raises(ProviderUnavailableError, match="502"):
+        await client.submit([_request()])
+    assert calls == 3
+    with pytest.raises(ProviderUnavailableError, match="circuit is open"):
+        await client.cancel("uid")
+
+
+async def test_connection_errors_are_unavailable() -> None:
+    def handle(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused", request=request)
+
+    with pytest.raises(ProviderUnavailableError, match="unreachable"):
+        await _client(httpx.MockTransport(handle)).cancel("uid")
+
+
+async def test_cancel() -> None:
+    def handle(request: httpx.Request) -> httpx.Response:
+        assert request.url.path == "/api/v1/batches/uid-1/cancel"
+        return httpx.Response(
+            200,
+            json={
+                "batch_id": "uid-1",
+                "cancelled_at": datetime.now(UTC).isoformat(),
+                "ttl_seconds": 60,
+            },
+        )
+
+    answer = await _client(httpx.MockTransport(handle)).cancel("uid-1")
+    assert answer.batch_id == "uid-1"
+
+
+def test_breaker_closes_after_a_successful_trial() -> None:
+    clock = FakeClock()
+    breaker = CircuitBreaker(1, 10.0, clock)
+    breaker.failure()
+    assert breaker.before_call() == 10.0
+    clock.now += 10
+    assert breaker.before_call() is None
+    assert breaker.before_call() is not None
+    breaker.success()
+    assert not breaker.is_open
+    assert breaker.before_call() is None
