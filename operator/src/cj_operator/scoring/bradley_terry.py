@@ -59,8 +59,9 @@ inflate (maximum likelihood overstates spread when comparisons are few).
 """
 
 _ILSR_TOLERANCE = 1e-7
-"""choix I-LSR stops when the mean absolute change of the centred scores falls below this;
-the scores are then within about 3e-7 logits of the exact mode (measured on 1,000 essays)."""
+"""choix I-LSR stops when the mean absolute change of the centred scores falls below this.
+Measured distance to the exact mode: 3e-7 to 2e-6 logits on random and perfectly ordered
+data, 9e-5 in a degenerate batch where one pair holds all 5,000 comparisons."""
 _ILSR_MAX_ITERATIONS = 10_000
 
 
