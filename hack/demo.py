@@ -60,7 +60,8 @@ def _start_stack(cluster: devcluster.ClusterEnv) -> None:
         dead_letter_topic="huleedu.llm_provider.comparison_result.v1.dlq",
         redis_prefix="cj:demo:",
         group="cj-demo",
-        namespace=None,
+        # Only the demo's namespace: tests may share this cluster with their own operators.
+        namespace=NAMESPACE,
     )
     app_dir.mkdir(parents=True, exist_ok=True)
     _say(f"starting the provider API, two workers and the operator (logs in {app_dir})")
@@ -83,7 +84,8 @@ def main() -> int:
     devcluster.up()
     cluster = devcluster.read_env()
     kubectl = [str(cluster.kubectl), "--kubeconfig", cluster.kubeconfig]
-    cjctl = [str(Path(sys.executable).parent / "cjctl"), "--kubeconfig", cluster.kubeconfig]
+    cjctl = [str(Path(sys.executable).parent / "cjctl")]
+    os.environ["KUBECONFIG"] = cluster.kubeconfig
 
     _say("installing the CJBatch CRD")
     subprocess.run(
