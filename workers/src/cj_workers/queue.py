@@ -71,6 +71,16 @@ class StreamEntry:
     payload: bytes | None
 
 
+def connect_redis(url: str, max_connections: int) -> aioredis.Redis:
+    """A Redis client on a blocking pool: when all `max_connections` are busy, a caller waits
+    (up to 30 s) for one instead of failing, so hundreds of concurrent requests share a
+    bounded number of connections."""
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url, max_connections=max_connections, timeout=30
+    )
+    return aioredis.Redis(connection_pool=pool)
+
+
 class RequestQueue:
     """Redis operations on the request streams (see the module docstring)."""
 

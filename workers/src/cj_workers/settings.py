@@ -61,6 +61,13 @@ class _Common(BaseSettings):
         validation_alias=_env("KAFKA_BOOTSTRAP_SERVERS"),
         description="Comma-separated host:port list of Kafka brokers.",
     )
+    redis_max_connections: int = Field(
+        default=64,
+        ge=2,
+        validation_alias=_env("CJ_REDIS_MAX_CONNECTIONS"),
+        description="Size of the process's Redis connection pool; callers wait (up to 30 s) "
+        "for a free connection rather than fail.",
+    )
     redis_key_prefix: str = Field(
         default="cj:provider:",
         validation_alias=_env("CJ_REDIS_KEY_PREFIX"),

@@ -42,7 +42,7 @@ from cj_workers.keys import RedisKeys
 from cj_workers.logs import configure_logging
 from cj_workers.manifest import ModelInfo, ModelManifest
 from cj_workers.metrics import ApiMetrics
-from cj_workers.queue import EnqueueOutcome, RequestQueue
+from cj_workers.queue import EnqueueOutcome, RequestQueue, connect_redis
 from cj_workers.settings import ProviderApiSettings
 from common_core import (
     BULK_MAX_ITEMS,
@@ -132,7 +132,7 @@ def create_app(settings: ProviderApiSettings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        redis = aioredis.from_url(settings.redis_url)
+        redis = connect_redis(settings.redis_url, settings.redis_max_connections)
         app.state.api = ApiState(settings, redis)
         await bootstrap_at_start(settings)
         try:

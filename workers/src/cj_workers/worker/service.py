@@ -32,7 +32,7 @@ from cj_workers.manifest import ModelManifest
 from cj_workers.metrics import WorkerMetrics
 from cj_workers.providers.base import Judge
 from cj_workers.providers.registry import build_judges
-from cj_workers.queue import RequestQueue, StreamEntry
+from cj_workers.queue import RequestQueue, StreamEntry, connect_redis
 from cj_workers.ratelimit import RedisRateLimiter
 from cj_workers.results import envelope
 from cj_workers.settings import WorkerSettings
@@ -307,7 +307,7 @@ async def serve(settings: WorkerSettings) -> None:
     """Run one worker until SIGTERM/SIGINT, then drain and exit."""
     registry = CollectorRegistry()
     metrics = WorkerMetrics(registry)
-    redis = aioredis.from_url(settings.redis_url)
+    redis = connect_redis(settings.redis_url, settings.redis_max_connections)
     publisher = KafkaPublisher(
         settings.kafka_bootstrap_servers,
         request_timeout_s=settings.publish_timeout_seconds,
