@@ -6,13 +6,16 @@ workers run as processes; the judge is `offline` (deterministic, no network).
 
 from __future__ import annotations
 
+import json
 import statistics
 from typing import Any
 
 import yaml
+from cj_operator.cli.main import app as cjctl
 from cj_workers.providers.offline import essay_quality
 from kubernetes import client as k8s_client
 from scipy.stats import spearmanr
+from typer.testing import CliRunner
 
 from tests.e2e.harness import (
     batch_manifest,
@@ -138,6 +141,17 @@ async def test_example_batch_through_the_whole_system(
     rows = await _run_and_check(
         cluster, k8s_api, stack, namespace, database_url, name, manifest, texts
     )
+    # cjctl reads the same finished batch: watch returns at once, results match the ConfigMap.
+    kube = ["-n", namespace, "--kubeconfig", cluster.kubeconfig]
+    watched = CliRunner().invoke(cjctl, ["watch", name, *kube])
+    assert watched.exit_code == 0, watched.output
+    assert f"{name}: Completed" in watched.output
+    printed = CliRunner().invoke(cjctl, ["results", name, "--format", "json", *kube])
+    assert printed.exit_code == 0, printed.output
+    assert json.loads(printed.output) == rows
+    table = CliRunner().invoke(cjctl, ["results", name, *kube])
+    assert rows[0]["essay_id"] in table.output
+
     level = {e["id"]: e["metadata"]["intendedLevel"] for e in doc["spec"]["essays"]}
     rho = spearmanr([r["score"] for r in rows], [level[r["essay_id"]] for r in rows]).statistic
     top = [r["essay_id"] for r in rows[:3]]
