@@ -1,0 +1,231 @@
+"""Rank real essays through the whole system and compare with human scores (not run by make test).
+
+    .venv/bin/python bench/evaluate_ellipse.py                 # writes docs/evaluation.md
+    .venv/bin/python bench/evaluate_ellipse.py --per-essay 6 --prompts "Community service"
+
+For each chosen ELLIPSE prompt and each judge, one CJBatch is applied with kubectl to the local
+cluster, where the operator, the provider API and two workers run as processes (the same stack
+as the end-to-end tests), and the script waits for it to finish. Judges:
+
+- `offline`: the deterministic essay-quality judge (docs/offline-judge.md);
+- `simulated`: winners drawn from Bradley-Terry on the human `overall` score as the true
+  ability (P(A wins) = logistic(d * (overall_A - overall_B)), d = --discrimination, with
+  --position-bias logits for slot A): an upper bound on what a judge that agrees with the
+  human raters, up to noise, would give.
+
+Per batch it prints and writes: essays, comparisons, comparisons per essay, rounds, Spearman's
+rho of the Bradley-Terry scores against the human `overall` score, scale separation
+reliability, and wall time (apply -> Completed). Batches run one after another.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+
+import asyncpg  # noqa: E402
+from kubernetes import client as k8s_client  # noqa: E402
+from kubernetes import config as k8s_config  # noqa: E402
+from scipy.stats import spearmanr  # noqa: E402
+
+from tests.e2e.harness import (  # noqa: E402
+    batch_manifest,
+    install_crd,
+    kubectl,
+    results_rows,
+    wait_for_terminal,
+)
+from tests.support import devcluster  # noqa: E402
+from tests.support.ellipse import EllipseEssay, by_prompt, load_ellipse  # noqa: E402
+from tests.support.stack import Stack, StackConfig  # noqa: E402
+
+DEFAULT_PROMPTS = (
+    "Success and failure",
+    "Impact of technology",
+    "Positive attitudes",
+    "Extended school day",
+    "Community service",
+    "Setting our aim",
+)
+
+
+@dataclass(frozen=True)
+class Row:
+    prompt: str
+    judge: str
+    essays: int
+    comparisons: int
+    rounds: int
+    rho: float
+    reliability: float | None
+    seconds: float
+
+
+def _spec(essays: list[EllipseEssay], prompt: str, judge: str, per_essay: int) -> dict[str, object]:
+    return {
+        "assignment": {"prompt": prompt},
+        "judge": {"provider": judge},
+        "comparisons": {"targetPerEssay": per_essay},
+        "essays": [
+            {"id": e.essay_id, "text": e.text, "metadata": {"true_score": e.overall}}
+            for e in essays
+        ],
+    }
+
+
+async def _run_one(
+    stack: Stack,
+    api: k8s_client.ApiClient,
+    namespace: str,
+    name: str,
+    essays: list[EllipseEssay],
+    prompt: str,
+    judge: str,
+    per_essay: int,
+) -> Row:
+    cluster = stack.config.cluster
+    started = time.monotonic()
+    # Server-side apply: client-side apply would copy ~200 kB of essays into an annotation.
+    kubectl(
+        cluster,
+        "apply",
+        "--server-side",
+        "-n",
+        namespace,
+        "-f",
+        "-",
+        stdin=batch_manifest(name, _spec(essays, prompt, judge, per_essay)),
+    )
+    batch = await wait_for_terminal(api, namespace, name, stack, within=3600)
+    seconds = time.monotonic() - started
+    status = batch["status"]
+    rows = results_rows(api, namespace, name)
+    human = {e.essay_id: e.overall for e in essays}
+    ranked = [r for r in rows if r["score"] is not None]
+    rho = spearmanr([r["score"] for r in ranked], [human[r["essay_id"]] for r in ranked]).statistic
+    return Row(
+        prompt,
+        judge,
+        len(essays),
+        status["submitted"],
+        status["round"],
+        float(rho),
+        status.get("reliability"),
+        seconds,
+    )
+
+
+def _table(rows: list[Row]) -> str:
+    lines = [
+        "| prompt | judge | essays | comparisons | per essay | rounds | Spearman vs human "
+        "| reliability (SSR) | wall time (s) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        rel = "-" if r.reliability is None else f"{r.reliability:.2f}"
+        lines.append(
+            f"| {r.prompt} | {r.judge} | {r.essays} | {r.comparisons} | "
+            f"{2 * r.comparisons / r.essays:.1f} | {r.rounds} | {r.rho:.3f} | {rel} | "
+            f"{r.seconds:.0f} |"
+        )
+    for judge in sorted({r.judge for r in rows}):
+        rhos = [r.rho for r in rows if r.judge == judge]
+        lines.append(f"| **median** | {judge} | | | | | {statistics.median(rhos):.3f} | | |")
+    return "\n".join(lines)
+
+
+async def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--prompts", nargs="+", default=list(DEFAULT_PROMPTS))
+    parser.add_argument("--judges", nargs="+", default=["offline", "simulated"])
+    parser.add_argument("--per-essay", type=int, default=10)
+    parser.add_argument("--discrimination", type=float, default=1.5)
+    parser.add_argument("--position-bias", type=float, default=0.2)
+    parser.add_argument("--out", type=Path, default=REPO_ROOT / "docs" / "evaluation.md")
+    args = parser.parse_args()
+
+    corpus = load_ellipse()
+    if not devcluster.is_running():
+        devcluster.up()
+    cluster = devcluster.read_env()
+    install_crd(cluster)
+    api = k8s_config.new_client_from_config(config_file=cluster.kubeconfig)
+    run_id = uuid.uuid4().hex[:8]
+    namespace = f"cj-eval-{run_id}"
+    kubectl(cluster, "create", "namespace", namespace)
+    db_name = f"cj_eval_{run_id}"
+    admin = await asyncpg.connect(
+        cluster.database_url.replace("+asyncpg", "").rsplit("/", 1)[0] + "/postgres"
+    )
+    try:
+        await admin.execute(f'CREATE DATABASE "{db_name}"')
+    finally:
+        await admin.close()
+    config = StackConfig(
+        cluster=cluster,
+        database_url=cluster.database_url.rsplit("/", 1)[0] + "/" + db_name,
+        callback_topic=f"eval.{run_id}.callbacks",
+        completion_topic=f"eval.{run_id}.completed",
+        dead_letter_topic=f"eval.{run_id}.callbacks.dlq",
+        redis_prefix=f"cj:eval:{run_id}:",
+        group=namespace,
+        namespace=namespace,
+        judge_env={
+            "CJ_WORKER_SIMULATED_DISCRIMINATION": str(args.discrimination),
+            "CJ_WORKER_SIMULATED_POSITION_BIAS": str(args.position_bias),
+        },
+    )
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory() as logs:
+        stack = Stack(config, Path(logs))
+        try:
+            stack.start()
+            for i, prompt in enumerate(args.prompts):
+                essays = by_prompt(corpus, prompt)
+                for judge in args.judges:
+                    row = await _run_one(
+                        stack,
+                        api,
+                        namespace,
+                        f"p{i}-{judge}",
+                        essays,
+                        prompt,
+                        judge,
+                        args.per_essay,
+                    )
+                    rows.append(row)
+                    print(_table([row]).splitlines()[2], flush=True)
+        finally:
+            stack.stop()
+    table = _table(rows)
+    print(table)
+    args.out.write_text(
+        "# Evaluation on real essays (ELLIPSE)\n\n"
+        "Written by `bench/evaluate_ellipse.py` (re-run it to re-measure). Each row is one "
+        "CJBatch applied with kubectl to the local cluster and run by the whole system: "
+        f"operator, provider API, two workers; {args.per_essay} comparisons per essay "
+        "targeted; batches one after another on a 2-core machine. `simulated` draws winners "
+        f"from Bradley-Terry on the human score (discrimination {args.discrimination}, "
+        f"position bias {args.position_bias} logits for slot A). Spearman is between the "
+        "batch's Bradley-Terry scores and the human `overall` score. ELLIPSE: Crossley et "
+        "al. (2023), CC BY-NC-SA 4.0, read in place from `../shared/data/ellipse`.\n\n"
+        + table
+        + "\n",
+        encoding="utf-8",
+    )
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
