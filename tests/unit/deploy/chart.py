@@ -7,6 +7,7 @@ CJ_HELM names another binary. Used by tests/unit/deploy and tests/integration/de
 from __future__ import annotations
 
 import functools
+import json
 import os
 import subprocess
 from collections.abc import Iterator, Mapping, Sequence
@@ -60,8 +61,6 @@ def helm(*args: str, env: Mapping[str, str] | None = None, timeout: float = 300)
 
 def set_args(values: Mapping[str, object]) -> list[str]:
     """`--set-json key=<json>` arguments: exact types, no helm --set string parsing."""
-    import json
-
     return [
         arg for key, value in values.items() for arg in ("--set-json", f"{key}={json.dumps(value)}")
     ]
