@@ -1,0 +1,347 @@
+"""The operator process (kopf run) reconciling CJBatches on the real cluster.
+
+Against the real kube-apiserver, PostgreSQL, Kafka and the real provider API + worker (mock
+judge): status and conditions, finalizer and delete, suspend/resume, essays from ConfigMaps,
+the results ConfigMap, exactly one completion event, failures, and a restart mid-batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+import redis.asyncio as aioredis
+from cj_operator.db.models import Batch
+from cj_operator.db.session import Database
+from kubernetes import client as k8s_client
+from sqlalchemy import select
+
+from common_core import BatchStateEnum
+from tests.conftest import TopicFactory, unique_name
+from tests.integration.operator.operator_stack import (
+    Batches,
+    OperatorProcess,
+    ProviderSide,
+    completions,
+    condition,
+    phase,
+)
+from tests.support.devcluster import ClusterEnv
+
+pytestmark = pytest.mark.usefixtures("cjbatch_crd")
+
+ESSAYS = [
+    {"id": f"s{i}", "text": "Word " * (10 + 7 * i), "metadata": {"true_score": float(i)}}
+    for i in range(6)
+]
+"""Six essays of growing length: the mock judge prefers the longer essay, so s5 ranks first."""
+
+
+def spec(**changes: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "essays": ESSAYS,
+        "assignment": {"prompt": "Describe your town.", "rubric": "Detail, structure."},
+        "judge": {"provider": "mock", "model": "mock"},
+        "comparisons": {"targetPerEssay": 5},  # 15 comparisons: every pair once
+    }
+    base.update(changes)
+    return base
+
+
+@pytest.fixture(scope="module")
+def provider(cluster: ClusterEnv, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The provider API and one mock worker for the whole module; yields the API URL."""
+    prefix = unique_name("t:op:") + ":"
+    side = ProviderSide(cluster, prefix, tmp_path_factory.mktemp("provider")).start()
+    yield side.url
+    side.stop()
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def _provider_keys_cleanup(cluster: ClusterEnv) -> AsyncIterator[None]:
+    yield
+    conn = aioredis.from_url(cluster.redis_url)
+    try:
+        keys = [k async for k in conn.scan_iter(match="t:op:*")]
+        if keys:
+            await conn.delete(*keys)
+    finally:
+        await conn.aclose()
+
+
+@pytest.fixture
+def operator_env(request: pytest.FixtureRequest) -> dict[str, str]:
+    """Extra environment of the operator process (parametrize indirectly to change it)."""
+    return dict(getattr(request, "param", {}))
+
+
+@pytest_asyncio.fixture
+async def operator(
+    operator_env: dict[str, str],
+    cluster: ClusterEnv,
+    namespace: str,
+    database_url: str,
+    provider: str,
+    kafka_topic: TopicFactory,
+    tmp_path: Path,
+    _provider_keys_cleanup: None,
+) -> AsyncIterator[OperatorProcess]:
+    """The operator for this test's namespace, database and topics (stopped afterwards)."""
+    proc = OperatorProcess(
+        cluster=cluster,
+        namespace=namespace,
+        database_url=database_url,
+        provider_url=provider,
+        callback_topic=await kafka_topic("callbacks", partitions=2),
+        completion_topic=await kafka_topic("completed"),
+        dead_letter_topic=await kafka_topic("dlq"),
+        consumer_group=unique_name("cj-operator-"),
+        log_dir=tmp_path,
+        extra_env=operator_env,
+    )
+    proc.start()
+    yield proc
+    code = proc.stop()
+    assert code in (0, -15, None), f"operator exit code {code}:\n{proc.tail()}"
+
+
+@pytest.fixture
+def batches(k8s_api: k8s_client.ApiClient, namespace: str) -> Batches:
+    return Batches(k8s_api, namespace)
+
+
+async def _db_batch(database_url: str, uid: str) -> Batch | None:
+    db = Database(database_url, pool_size=1)
+    try:
+        async with db.sessions() as session:
+            return (
+                await session.execute(select(Batch).where(Batch.uid == uid))
+            ).scalar_one_or_none()
+    finally:
+        await db.dispose()
+
+
+def _finished(obj: dict[str, Any]) -> bool:
+    return phase(obj) in ("Completed", "Failed") and bool(
+        (obj.get("status") or {}).get("resultsConfigMap")
+    )
+
+
+async def test_batch_runs_to_completion_with_results_and_one_event(
+    operator: OperatorProcess, batches: Batches, cluster: ClusterEnv, database_url: str
+) -> None:
+    created = batches.create("town", spec())
+    uid = created["metadata"]["uid"]
+    running = batches.wait(
+        "town", lambda o: (o.get("status") or {}).get("submitted", 0) > 0, "submissions", operator
+    )
+    assert "cj.huleedu.io/finalizer" in running["metadata"]["finalizers"]
+
+    done = batches.wait("town", _finished, "completion", operator)
+    status = done["status"]
+    assert status["phase"] == "Completed", status
+    assert condition(done, "Succeeded")["status"] == "True"
+    assert condition(done, "Progressing")["status"] == "False"
+    assert condition(done, "EssaysLoaded")["reason"] == "EssaysStored"
+    assert status["essays"] == 6
+    assert status["progress"] == "100%"
+    assert status["completed"] + status["failed"] <= status["submitted"]
+    assert status["pending"] == 0
+    assert status["round"] >= 1
+    assert status["observedGeneration"] == 1
+    assert status["topEssays"][0]["id"] == "s5"
+    assert [e["rank"] for e in status["topEssays"]] == list(range(1, 7))
+
+    cm = batches.core.read_namespaced_config_map("town-results", batches.namespace)
+    assert cm.metadata is not None and cm.metadata.owner_references is not None
+    assert cm.metadata.owner_references[0].uid == uid
+    assert cm.data is not None
+    rows = list(csv.DictReader(io.StringIO(cm.data["results.csv"])))
+    assert [r["essay_id"] for r in rows] == [f"s{i}" for i in range(5, -1, -1)]
+    assert rows[0]["true_score"] == "5"  # the API server stores 5.0 as the JSON integer 5
+    doc = json.loads(cm.data["results.json"])
+    assert doc[0]["essay_id"] == "s5" and doc[0]["rank"] == 1
+    assert sum(r["comparisons"] for r in doc) == 2 * status["completed"]
+
+    events = await completions(cluster, operator.completion_topic, at_least=1, settle=3.0)
+    assert len(events) == 1
+    event = events[0].data
+    assert event.batch_id == uid
+    assert event.state == BatchStateEnum.COMPLETED
+    assert event.completed == status["completed"]
+    assert [r.essay_id for r in event.rankings][:2] == ["s5", "s4"]
+    assert event.provider == "mock"
+
+    reasons = batches.events("town")
+    assert "EssaysStored" in reasons and "RoundPlanned" in reasons and "Completed" in reasons
+    assert operator.metric("cj_operator_callbacks_total", outcome="success") == status["completed"]
+    assert operator.metric("cj_operator_completion_events_total", state="COMPLETED") == 1
+
+    batches.delete("town")
+    batches.wait_gone("town", operator)
+    row = await _db_batch(database_url, uid)
+    assert row is not None and row.deleted_at is not None  # retention: keep
+
+
+async def test_suspended_batch_submits_nothing_until_resumed(
+    operator: OperatorProcess, batches: Batches
+) -> None:
+    batches.create("paused", spec(suspend=True))
+    obj = batches.wait("paused", lambda o: phase(o) == "Suspended", "Suspended phase", operator)
+    assert condition(obj, "Suspended")["status"] == "True"
+    assert condition(obj, "Progressing")["reason"] == "Suspended"
+    await asyncio.sleep(3)  # several monitor passes: still nothing submitted
+    assert batches.status("paused")["submitted"] == 0
+    batches.patch_spec("paused", {"suspend": False})
+    done = batches.wait("paused", _finished, "completion after resume", operator)
+    assert done["status"]["phase"] == "Completed"
+    assert done["status"]["observedGeneration"] == 2
+    assert condition(done, "Suspended")["status"] == "False"
+
+
+async def test_deleting_a_running_batch_cancels_it(
+    operator: OperatorProcess, batches: Batches, cluster: ClusterEnv, database_url: str
+) -> None:
+    slow = spec(judge={"provider": "mock", "model": "mock?latency_ms=4000"})
+    uid = batches.create("slow", slow)["metadata"]["uid"]
+    batches.wait(
+        "slow", lambda o: (o.get("status") or {}).get("submitted", 0) > 0, "submissions", operator
+    )
+    batches.delete("slow")
+    batches.wait_gone("slow", operator)
+    events = await completions(cluster, operator.completion_topic, at_least=1, settle=2.0)
+    assert [e.data.state for e in events] == [BatchStateEnum.CANCELLED]
+    assert events[0].data.batch_id == uid
+    row = await _db_batch(database_url, uid)
+    assert row is not None
+    assert row.state == BatchStateEnum.CANCELLED
+    assert row.completed + row.failed == row.submitted
+
+
+async def test_essays_from_config_maps_wait_for_them(
+    operator: OperatorProcess, batches: Batches
+) -> None:
+    source = spec(essays=None, essaysFrom=[{"configMap": "class-7b"}])
+    del source["essays"]
+    batches.create("from-cm", source)
+    waiting = batches.wait(
+        "from-cm",
+        lambda o: condition(o, "EssaysLoaded").get("reason") == "ConfigMapNotFound",
+        "ConfigMapNotFound",
+        operator,
+    )
+    assert phase(waiting) == "Pending"
+    rows = ["id,text,true_score"] + [f'{e["id"]},"{e["text"]}",{i}' for i, e in enumerate(ESSAYS)]
+    batches.core.create_namespaced_config_map(
+        batches.namespace,
+        k8s_client.V1ConfigMap(
+            metadata=k8s_client.V1ObjectMeta(name="class-7b"),
+            data={
+                "part-1.csv": "\n".join(rows[:4]) + "\n",
+                "part-2.csv": "\n".join([rows[0], *rows[4:]]),
+            },
+        ),
+    )
+    done = batches.wait("from-cm", _finished, "completion", operator, within=120)
+    assert done["status"]["phase"] == "Completed"
+    assert done["status"]["essays"] == 6
+
+
+async def test_invalid_essays_fail_the_batch(operator: OperatorProcess, batches: Batches) -> None:
+    batches.core.create_namespaced_config_map(
+        batches.namespace,
+        k8s_client.V1ConfigMap(
+            metadata=k8s_client.V1ObjectMeta(name="broken"),
+            data={"essays.csv": "id,body\na,text\n"},
+        ),
+    )
+    source = spec(essaysFrom=[{"configMap": "broken"}])
+    del source["essays"]
+    batches.create("broken", source)
+    failed = batches.wait("broken", lambda o: phase(o) == "Failed", "Failed phase", operator)
+    loaded = condition(failed, "EssaysLoaded")
+    assert loaded["status"] == "False" and loaded["reason"] == "InvalidEssays"
+    assert "no 'text' column" in loaded["message"]
+    assert condition(failed, "Succeeded")["status"] == "False"
+
+
+async def test_comparisons_that_always_fail_end_in_low_success_rate(
+    operator: OperatorProcess, batches: Batches, cluster: ClusterEnv
+) -> None:
+    batches.create("refused", spec(judge={"provider": "mock", "model": "mock?fail=too_long"}))
+    failed = batches.wait("refused", _finished, "Failed phase", operator)
+    assert failed["status"]["phase"] == "Failed"
+    succeeded = condition(failed, "Succeeded")
+    assert succeeded["status"] == "False" and succeeded["reason"] == "LowSuccessRate"
+    assert failed["status"]["completed"] == 0
+    assert failed["status"]["failed"] == failed["status"]["submitted"]
+    events = await completions(cluster, operator.completion_topic, at_least=1, settle=1.0)
+    assert [e.data.state for e in events] == [BatchStateEnum.FAILED]
+
+
+async def test_a_restarted_operator_finishes_the_batch_once(
+    operator: OperatorProcess, batches: Batches, cluster: ClusterEnv
+) -> None:
+    batches.create("restart", spec(judge={"provider": "mock", "model": "mock?latency_ms=700"}))
+    batches.wait(
+        "restart",
+        lambda o: (o.get("status") or {}).get("submitted", 0) > 0,
+        "submissions",
+        operator,
+    )
+    operator.kill()
+    operator.start()
+    done = batches.wait("restart", _finished, "completion after restart", operator, within=120)
+    assert done["status"]["phase"] == "Completed"
+    assert done["status"]["completed"] + done["status"]["failed"] <= done["status"]["submitted"]
+    events = await completions(cluster, operator.completion_topic, at_least=1, settle=3.0)
+    assert len(events) == 1
+
+
+@pytest.mark.parametrize(
+    "operator_env",
+    [{"CJ_OPERATOR_CALLBACK_TIMEOUT_MINUTES": "0.04"}],  # 2.4 s; monitor every 3 s
+    indirect=True,
+)
+async def test_overdue_callbacks_are_resubmitted_then_given_up(
+    operator: OperatorProcess, batches: Batches
+) -> None:
+    slow = spec(
+        judge={"provider": "mock", "model": "mock?latency_ms=10000"},
+        comparisons={"targetPerEssay": 1},
+        limits={"maxRetries": 1},
+    )
+    batches.create("overdue", slow)
+    failed = batches.wait("overdue", _finished, "Failed phase", operator, within=120)
+    status = failed["status"]
+    assert status["phase"] == "Failed"
+    assert condition(failed, "Succeeded")["reason"] == "LowSuccessRate"
+    # 3 comparisons, each sent twice (attempt 1, then its retry), every one overdue.
+    assert (status["submitted"], status["completed"], status["failed"]) == (6, 0, 6)
+    assert operator.metric("cj_operator_comparisons_overdue_total") == 6
+    batches.wait(
+        "overdue",
+        lambda _: operator.metric("cj_operator_callbacks_total", outcome="stale") >= 3,
+        "late callbacks counted as stale",
+        operator,
+    )
+
+
+@pytest.mark.parametrize("operator_env", [{"BATCH_TIMEOUT_HOURS": "0.0015"}], indirect=True)
+async def test_timeout_fails_a_batch_with_too_few_answers(
+    operator: OperatorProcess, batches: Batches
+) -> None:
+    batches.create("late", spec(judge={"provider": "mock", "model": "mock?latency_ms=60000"}))
+    failed = batches.wait("late", _finished, "Failed phase", operator, within=60)
+    assert failed["status"]["phase"] == "Failed"
+    succeeded = condition(failed, "Succeeded")
+    assert succeeded["reason"] == "TimedOut"
+    assert "0 of 3 comparisons answered" in succeeded["message"]
+    assert failed["status"]["pending"] == 0
