@@ -10,7 +10,8 @@ replica is always active.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -79,7 +80,8 @@ class PeeringGate:
         if standalone:
             self.active.set()
 
-    def _set(self, active: bool) -> None:
+    def set_active(self, active: bool) -> None:
+        """Record whether this replica may work (the peering loop calls it)."""
         if active != self.active.is_set():
             log.info("replica is now " + ("active" if active else "standby"), peering=self._name)
             if active:
@@ -96,10 +98,54 @@ class PeeringGate:
             try:
                 peering = await self._kube.read_peering(self._name)
                 status = (peering or {}).get("status") or {}
-                self._set(is_active(status, self._identity, self._priority, datetime.now(UTC)))
+                self.set_active(
+                    is_active(status, self._identity, self._priority, datetime.now(UTC))
+                )
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 log.warning("cannot read the peering object; standing by", error=repr(exc))
-                self._set(False)
+                self.set_active(False)
             await asyncio.sleep(self._poll)
+
+
+Worker = Callable[[], Coroutine[Any, Any, None]]
+
+
+async def supervise(
+    gate: PeeringGate,
+    workers: Sequence[Worker],
+    on_active: Callable[[bool], None],
+    restart_delay: float = 1.0,
+) -> None:
+    """Run `workers` while `gate` is active; cancel them on standby; restart any that ends.
+
+    Runs until cancelled. `on_active(True/False)` reports each start and stop.
+    """
+    while True:
+        await gate.active.wait()
+        on_active(True)
+        tasks = [asyncio.create_task(w(), name=f"cj-{w.__qualname__}") for w in workers]
+        standby = asyncio.create_task(_wait_standby(gate))
+        try:
+            done, _ = await asyncio.wait([*tasks, standby], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in [*tasks, standby]:
+                task.cancel()
+            for task in [*tasks, standby]:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            on_active(False)
+        for task in done:
+            if task is not standby:
+                error = None if task.cancelled() else task.exception()
+                log.error(
+                    "background task ended; restarting", task=task.get_name(), error=repr(error)
+                )
+                await asyncio.sleep(restart_delay)
+
+
+async def _wait_standby(gate: PeeringGate) -> None:
+    while gate.active.is_set():
+        gate.changed.clear()
+        await gate.changed.wait()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import Callable, Coroutine
 from functools import partial
 from typing import Any
 
@@ -29,7 +28,7 @@ from cj_operator.essays_source import (
 )
 from cj_operator.k8s_io import BatchRef, KubeApi, KubernetesApi, api_client
 from cj_operator.kafka_io import CallbackConsumer, EventPublisher, ensure_topics
-from cj_operator.leadership import PeeringGate
+from cj_operator.leadership import PeeringGate, supervise
 from cj_operator.metrics import OperatorMetrics
 from cj_operator.migrate import upgrade
 from cj_operator.monitor import BatchMonitor
@@ -180,40 +179,11 @@ class Runtime:
         log.info("operator runtime stopped")
 
     async def _supervise(self) -> None:
-        """Run the four workers while active; stop them on standby; restart one that dies."""
-        while True:
-            await self.gate.active.wait()
-            self.metrics.active.set(1)
-            workers: list[Callable[[], Coroutine[Any, Any, None]]] = [
-                self.engine.run,
-                self.consumer.run,
-                self.monitor.run,
-                self.patcher.run,
-            ]
-            tasks = [asyncio.create_task(w(), name=f"cj-{w.__qualname__}") for w in workers]
-            standby = asyncio.create_task(self._wait_standby())
-            try:
-                done, _ = await asyncio.wait([*tasks, standby], return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for task in [*tasks, standby]:
-                    task.cancel()
-                for task in [*tasks, standby]:
-                    with contextlib.suppress(asyncio.CancelledError, Exception):
-                        await task
-                self.metrics.active.set(0)
-            for task in done:
-                if task is not standby and not task.cancelled() and task.exception():
-                    log.error(
-                        "background task died; restarting",
-                        task=task.get_name(),
-                        error=repr(task.exception()),
-                    )
-                    await asyncio.sleep(1.0)
-
-    async def _wait_standby(self) -> None:
-        while self.gate.active.is_set():
-            self.gate.changed.clear()
-            await self.gate.changed.wait()
+        await supervise(
+            self.gate,
+            [self.engine.run, self.consumer.run, self.monitor.run, self.patcher.run],
+            lambda active: self.metrics.active.set(1 if active else 0),
+        )
 
     def _on_recorded(self, uids: set[str], received_at: float) -> None:
         self.patcher.mark_callbacks(uids, received_at)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from uuid import uuid4
 
 import pytest
@@ -81,3 +82,49 @@ def test_parse_callback() -> None:
     for bad in (None, b"", b"{}", b"\xff\xfe", b'{"data": 1}'):
         with pytest.raises(ValueError):  # noqa: PT011 - any ValueError (pydantic's included)
             parse_callback(bad)
+
+
+async def test_supervisor_runs_workers_only_while_active() -> None:
+    import asyncio
+
+    from cj_operator.leadership import PeeringGate, supervise
+
+    gate = PeeringGate(kube=None, peering_name="p", identity="me", priority=1, standalone=False)
+    running: set[str] = set()
+    starts: list[str] = []
+    reported: list[bool] = []
+
+    def worker(name: str, crash: bool = False) -> Any:
+        async def run() -> None:
+            running.add(name)
+            starts.append(name)
+            try:
+                if crash and starts.count(name) == 1:
+                    raise RuntimeError("boom")
+                await asyncio.Event().wait()
+            finally:
+                running.discard(name)
+
+        run.__qualname__ = name
+        return run
+
+    task = asyncio.create_task(
+        supervise(gate, [worker("a"), worker("b", crash=True)], reported.append, 0.01)
+    )
+    await asyncio.sleep(0.05)
+    assert running == set() and reported == []
+    gate.set_active(True)
+    await asyncio.sleep(0.1)
+    assert running == {"a", "b"}
+    assert starts.count("b") == 2  # crashed once, restarted with the others
+    gate.set_active(False)
+    await asyncio.sleep(0.05)
+    assert running == set()
+    assert reported[-1] is False
+    gate.set_active(True)
+    await asyncio.sleep(0.05)
+    assert running == {"a", "b"}
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert running == set()
