@@ -14,7 +14,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
 from aiokafka import AIOKafkaConsumer
 from cj_operator.db.models import Batch, ComparisonPair
 from cj_operator.results import results_config_map_name
@@ -61,14 +60,15 @@ def install_crd(cluster: ClusterEnv) -> None:
 
 
 def batch_manifest(name: str, spec: dict[str, Any]) -> str:
-    return yaml.safe_dump(
+    """A CJBatch manifest for `kubectl apply -f -`, as JSON: YAML would let an essay id such as
+    `0e12345` be read as a number."""
+    return json.dumps(
         {
             "apiVersion": f"{API_GROUP}/{API_VERSION}",
             "kind": "CJBatch",
             "metadata": {"name": name},
             "spec": spec,
-        },
-        sort_keys=False,
+        }
     )
 
 
