@@ -39,7 +39,7 @@ uv_bin() {
 _go_build() {
   local name="$1" moddir="$2"; shift 2
   local version out spec missing=()
-  version="$(awk '$1 ~ /^(k8s.io\/kubernetes|go.etcd.io\/etcd\/server\/v3)$/ {print $2; exit}' "$moddir/go.mod")"
+  version="$(awk '$1 ~ /^(k8s.io\/kubernetes|go.etcd.io\/etcd\/server\/v3|helm.sh\/helm\/v3)$/ {print $2; exit}' "$moddir/go.mod")"
   out="$CACHE_DIR/$name-${version:-unknown}-$(printf '%s' "${GO_LDFLAGS_X:-}" | cat - "$moddir/go.mod" "$moddir/go.sum" | sha256sum | cut -c1-10)/bin"
   for spec in "$@"; do [[ -x "$out/${spec%%=*}" ]] || missing+=("$spec"); done
   if ((${#missing[@]} > 0)); then
@@ -105,7 +105,7 @@ helm_bin_dir() {
   for p in helm.sh/helm/v3/pkg/lint/rules helm.sh/helm/v3/pkg/chartutil; do
     ldx+=" -X $p.k8sVersionMajor=$((km + 1)) -X $p.k8sVersionMinor=$kn"
   done
-  GO_LDFLAGS_X="$ldx" _go_build "helm-$v" "$mod" helm=helm.sh/helm/v3/cmd/helm
+  GO_LDFLAGS_X="$ldx" _go_build helm "$mod" helm=helm.sh/helm/v3/cmd/helm
 }
 
 # prometheus_bin -> path of the Prometheus server from the Debian package `prometheus` (which
