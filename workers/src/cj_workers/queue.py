@@ -240,6 +240,11 @@ class RequestQueue:
             pipe.zremrangebyscore(self.keys.cancelled, "-inf", now)
             await pipe.execute()
 
+    async def cancelled_batches(self) -> set[str]:
+        """Batch ids whose cancellation mark has not expired."""
+        members = await self._redis.zrangebyscore(self.keys.cancelled, time.time(), "+inf")
+        return {m.decode() if isinstance(m, bytes) else str(m) for m in members}
+
     async def is_cancelled(self, batch_id: str) -> bool:
         """True while a cancellation mark for `batch_id` has not expired."""
         expiry = await self._redis.zscore(self.keys.cancelled, batch_id)

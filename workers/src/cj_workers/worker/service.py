@@ -41,6 +41,9 @@ from common_core import LLMProviderType, QueuedRequest
 
 log = structlog.get_logger(__name__)
 
+CANCEL_REFRESH_SECONDS = 1.0
+"""A cancellation reaches every worker within this long."""
+
 
 class WorkerService:
     """One worker process's loops (see the module docstring)."""
@@ -66,9 +69,11 @@ class WorkerService:
             judges,
             ModelManifest.load(settings.model_manifest_path),
             RedisRateLimiter(redis, self.queue.keys, settings.rate_limits),
-            self.queue.is_cancelled,
+            self._is_cancelled,
             metrics,
         )
+        self._cancelled: set[str] = set()
+        self._cancelled_at = float("-inf")
         self.in_flight: dict[str, tuple[StreamEntry, asyncio.Task[None]]] = {}
         self.stopping = asyncio.Event()
         self.publish_ok = asyncio.Event()
@@ -209,6 +214,14 @@ class WorkerService:
                 await asyncio.sleep(min(5.0, 0.2 * attempt))
 
     # ---- helpers ---------------------------------------------------------------------
+
+    async def _is_cancelled(self, batch_id: str) -> bool:
+        """Whether `batch_id` is cancelled, from a copy of the set refreshed at most once per
+        CANCEL_REFRESH_SECONDS (one Redis call per second instead of one per request)."""
+        if time.monotonic() - self._cancelled_at >= CANCEL_REFRESH_SECONDS:
+            self._cancelled = await self.queue.cancelled_batches()
+            self._cancelled_at = time.monotonic()
+        return batch_id in self._cancelled
 
     async def _heartbeat_loop(self) -> None:
         interval = self.s.visibility_timeout_seconds / 3
