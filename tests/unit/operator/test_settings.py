@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from cj_operator.settings import OperatorSettings
-from pydantic import ValidationError
+from pydantic import AliasChoices, ValidationError
 
 _OUR_VARS = (
     "DATABASE_URL",
@@ -85,3 +85,15 @@ def test_every_field_is_documented() -> None:
     for name, field in OperatorSettings.model_fields.items():
         assert field.description, f"{name} has no description"
         assert field.validation_alias is not None, f"{name} has no environment variable"
+
+
+def test_operator_guide_lists_every_variable() -> None:
+    from pathlib import Path
+
+    guide = (Path(__file__).resolve().parents[3] / "docs" / "operator.md").read_text()
+    for name, field in OperatorSettings.model_fields.items():
+        alias = field.validation_alias
+        assert isinstance(alias, AliasChoices)
+        variable = alias.choices[0]
+        assert isinstance(variable, str)
+        assert f"`{variable}`" in guide, f"docs/operator.md does not document {variable} ({name})"
