@@ -65,6 +65,8 @@ class ProviderSide:
                 CJ_WORKER_CONSUMER_NAME="worker-1",
                 CJ_WORKER_CONCURRENCY="32",
                 CJ_WORKER_DEFAULT_PROVIDER="mock",
+                # Slow mock answers still running at the end are not worth waiting for.
+                CJ_WORKER_SHUTDOWN_DEADLINE_SECONDS="2",
             ),
             self.log_dir,
         ).start()

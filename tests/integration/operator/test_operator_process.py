@@ -11,13 +11,14 @@ import asyncio
 import csv
 import io
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_asyncio
 import redis.asyncio as aioredis
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from cj_operator.db.models import Batch
 from cj_operator.db.session import Database
 from kubernetes import client as k8s_client
@@ -55,25 +56,43 @@ def spec(**changes: Any) -> dict[str, Any]:
     return base
 
 
-@pytest.fixture(scope="module")
-def provider(cluster: ClusterEnv, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The provider API and one mock worker for the whole module; yields the API URL."""
-    prefix = unique_name("t:op:") + ":"
-    side = ProviderSide(cluster, prefix, tmp_path_factory.mktemp("provider")).start()
-    yield side.url
-    side.stop()
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def callback_topic(cluster: ClusterEnv) -> AsyncIterator[str]:
+    """One callback topic for the module, deleted after the provider side stopped.
+
+    Shared on purpose: a comparison still running when its test ends publishes later, and the
+    worker keeps retrying a publish to a deleted topic; each operator ignores the others'
+    callbacks (unknown correlation ids).
+    """
+    admin = AIOKafkaAdminClient(bootstrap_servers=cluster.kafka_bootstrap_servers)
+    await admin.start()
+    name = f"{unique_name('test.')}.callbacks"
+    await admin.create_topics([NewTopic(name, 2, 1)])
+    try:
+        yield name
+    finally:
+        await admin.delete_topics([name])
+        await admin.close()
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def _provider_keys_cleanup(cluster: ClusterEnv) -> AsyncIterator[None]:
-    yield
-    conn = aioredis.from_url(cluster.redis_url)
+async def provider(
+    cluster: ClusterEnv, callback_topic: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[str]:
+    """The provider API and one mock worker for the whole module; yields the API URL."""
+    prefix = unique_name("t:op:") + ":"
+    side = ProviderSide(cluster, prefix, tmp_path_factory.mktemp("provider")).start()
     try:
-        keys = [k async for k in conn.scan_iter(match="t:op:*")]
-        if keys:
-            await conn.delete(*keys)
+        yield side.url
     finally:
-        await conn.aclose()
+        side.stop()
+        conn = aioredis.from_url(cluster.redis_url)
+        try:
+            keys = [k async for k in conn.scan_iter(match=prefix + "*")]
+            if keys:
+                await conn.delete(*keys)
+        finally:
+            await conn.aclose()
 
 
 @pytest.fixture
@@ -89,9 +108,9 @@ async def operator(
     namespace: str,
     database_url: str,
     provider: str,
+    callback_topic: str,
     kafka_topic: TopicFactory,
     tmp_path: Path,
-    _provider_keys_cleanup: None,
 ) -> AsyncIterator[OperatorProcess]:
     """The operator for this test's namespace, database and topics (stopped afterwards)."""
     proc = OperatorProcess(
@@ -99,7 +118,7 @@ async def operator(
         namespace=namespace,
         database_url=database_url,
         provider_url=provider,
-        callback_topic=await kafka_topic("callbacks", partitions=2),
+        callback_topic=callback_topic,
         completion_topic=await kafka_topic("completed"),
         dead_letter_topic=await kafka_topic("dlq"),
         consumer_group=unique_name("cj-operator-"),
