@@ -22,6 +22,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import structlog
 
@@ -31,7 +32,6 @@ from cj_operator.db import repository as repo
 from cj_operator.db.models import Batch
 from cj_operator.db.session import Database
 from cj_operator.k8s_io import BatchRef, KubeApi
-from cj_operator.kafka_io import EventPublisher
 from cj_operator.metrics import OperatorMetrics
 from cj_operator.planning import (
     REASON_LOW_SUCCESS_RATE,
@@ -50,7 +50,7 @@ from cj_operator.provider_client import (
 from cj_operator.scoring.bradley_terry import DEFAULT_ALPHA, BradleyTerryFit, fit_bradley_terry
 from cj_operator.scoring.stopping import max_score_change
 from cj_operator.settings import OperatorSettings
-from common_core import BatchStateEnum, LLMErrorCode
+from common_core import BatchStateEnum, CJAssessmentCompletedV1, LLMErrorCode
 
 log = structlog.get_logger("cj_operator.engine")
 
@@ -59,6 +59,14 @@ WORKERS = 4
 
 DEFER_ERRORS = frozenset({LLMErrorCode.QUEUE_FULL.value})
 """Refusals that say "not now" rather than "not this request": the pair is sent again later."""
+
+
+class CompletionPublisher(Protocol):
+    """Where completion events go (`cj_operator.kafka_io.EventPublisher` in the process)."""
+
+    async def publish_completion(self, topic: str, event: CJAssessmentCompletedV1) -> None:
+        """Publish one batch's completion event (raises when Kafka does not take it)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -81,7 +89,7 @@ class BatchEngine:
         db: Database,
         provider: ProviderApi,
         kube: KubeApi,
-        publisher: EventPublisher,
+        publisher: CompletionPublisher,
         metrics: OperatorMetrics,
         on_change: Callable[[str], None],
     ) -> None:
