@@ -192,7 +192,10 @@ class CallbackConsumer:
                 except Exception:
                     log.exception("recording callbacks failed; the poll is retried", delay=backoff)
                     for tp, records in polled.items():
-                        consumer.seek(tp, records[0].offset)
+                        # A partition lost in a rebalance is re-read by its new owner from the
+                        # last committed offset; recording is idempotent either way.
+                        with contextlib.suppress(Exception):
+                            consumer.seek(tp, records[0].offset)
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, 30.0)
         finally:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -112,37 +113,58 @@ class PeeringGate:
 Worker = Callable[[], Coroutine[Any, Any, None]]
 
 
+async def keep_running(worker: Worker, first_delay: float = 1.0, max_delay: float = 30.0) -> None:
+    """Run `worker` again whenever it ends or fails, waiting longer after each failure.
+
+    The wait starts at `first_delay` seconds and doubles up to `max_delay`; a run that lasted
+    longer than `max_delay` resets it. Runs until cancelled.
+    """
+    delay = first_delay
+    while True:
+        started = time.monotonic()
+        try:
+            await worker()
+            error = "returned"
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            error = repr(exc)
+        if time.monotonic() - started > max_delay:
+            delay = first_delay
+        log.error(
+            "background task ended; restarting", task=worker.__qualname__, error=error, delay=delay
+        )
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, max_delay)
+
+
 async def supervise(
     gate: PeeringGate,
     workers: Sequence[Worker],
     on_active: Callable[[bool], None],
     restart_delay: float = 1.0,
 ) -> None:
-    """Run `workers` while `gate` is active; cancel them on standby; restart any that ends.
+    """Run `workers` while `gate` is active and cancel them on standby; a worker that ends or
+    fails is restarted on its own (`keep_running`), the others go on.
 
     Runs until cancelled. `on_active(True/False)` reports each start and stop.
     """
     while True:
         await gate.active.wait()
         on_active(True)
-        tasks = [asyncio.create_task(w(), name=f"cj-{w.__qualname__}") for w in workers]
-        standby = asyncio.create_task(_wait_standby(gate))
+        tasks = [
+            asyncio.create_task(keep_running(w, restart_delay), name=f"cj-{w.__qualname__}")
+            for w in workers
+        ]
         try:
-            done, _ = await asyncio.wait([*tasks, standby], return_when=asyncio.FIRST_COMPLETED)
+            await _wait_standby(gate)
         finally:
-            for task in [*tasks, standby]:
+            for task in tasks:
                 task.cancel()
-            for task in [*tasks, standby]:
+            for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
             on_active(False)
-        for task in done:
-            if task is not standby:
-                error = None if task.cancelled() else task.exception()
-                log.error(
-                    "background task ended; restarting", task=task.get_name(), error=repr(error)
-                )
-                await asyncio.sleep(restart_delay)
 
 
 async def _wait_standby(gate: PeeringGate) -> None:
