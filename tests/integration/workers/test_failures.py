@@ -15,8 +15,8 @@ from cj_workers.ratelimit import RedisRateLimiter, Reservation
 from cj_workers.settings import RateLimit
 
 from common_core import LLMProviderType
-from tests.conftest import unique_name
-from tests.integration.workers.stack import Stack, collect, metric, request, wait_for
+from tests.conftest import TopicFactory, unique_name
+from tests.integration.workers.stack import Event, Stack, collect, metric, request, wait_for
 from tests.support.devcluster import REPO_ROOT, ClusterEnv
 from tests.support.processes import free_port
 
@@ -198,3 +198,40 @@ async def test_token_limit_counts_reported_usage(redis: aioredis.Redis, redis_pr
     assert isinstance(await limiter.acquire(LLMProviderType.ANTHROPIC, 600), float)
     await limiter.settle(first, 100)  # the call used far fewer tokens than estimated
     assert isinstance(await limiter.acquire(LLMProviderType.ANTHROPIC, 600), Reservation)
+
+
+async def test_a_deleted_callback_topic_does_not_stall_other_work(
+    stack: Stack, redis: aioredis.Redis, kafka_topic: TopicFactory
+) -> None:
+    _, api = stack.api()
+    doomed = await kafka_topic("doomed")
+    await submit(api, doomed, ["orphan"], OFFLINE)
+    admin = AIOKafkaAdminClient(bootstrap_servers=stack.cluster.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        await admin.delete_topics([doomed])
+    finally:
+        await admin.close()
+    await submit(api, stack.topic, ["delivered"], OFFLINE)
+
+    stack.worker(
+        "w1",
+        CJ_WORKER_MISSING_TOPIC_ATTEMPTS="3",
+        CJ_WORKER_PUBLISH_BACKOFF_MAX_SECONDS="0.5",
+        CJ_WORKER_PUBLISH_TIMEOUT_SECONDS="3",
+    )
+    events = await collect(stack.cluster, stack.topic, 1, settle=1.0)
+    assert [e.data.request_metadata["case"] for _, e in events] == ["delivered"]
+
+    dead_key = RedisKeys(stack.prefix).dead_letter
+
+    async def dead_lettered() -> bool:
+        return int(await redis.xlen(dead_key)) == 1
+
+    await wait_for(dead_lettered, 60, "the orphaned result in the dead-letter stream")
+    [(_, fields)] = await redis.xrange(dead_key)
+    assert b"does not exist" in fields[b"reason"]
+    kept = Event.model_validate_json(fields[b"result"])
+    assert kept.data.request_metadata["case"] == "orphan"
+    assert kept.data.is_success
+    assert await stack.queue(redis).pending_count() == 0

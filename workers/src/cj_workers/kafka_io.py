@@ -16,7 +16,15 @@ _TOPIC_ALREADY_EXISTS = 36
 
 
 class PublishError(Exception):
-    """The event was not acknowledged by Kafka (it may or may not have been written)."""
+    """The event was not acknowledged by Kafka (it may or may not have been written).
+
+    `topic_missing` is True when the broker answered but the topic does not exist: the
+    broker is fine and other topics can still be published to.
+    """
+
+    def __init__(self, message: str, *, topic_missing: bool = False) -> None:
+        super().__init__(message)
+        self.topic_missing = topic_missing
 
 
 class Publisher(Protocol):
@@ -65,7 +73,12 @@ class KafkaPublisher:
             return self._producer
 
     async def publish(self, topic: str, key: bytes, value: bytes) -> None:
-        """Send and wait for the broker's acknowledgement (acks=all)."""
+        """Send and wait for the broker's acknowledgement (acks=all).
+
+        Raises PublishError; its `topic_missing` is True only when the broker, asked afresh
+        for its metadata, answers without `topic`.
+        """
+        producer: AIOKafkaProducer | None = None
         try:
             producer = await self._ensure()
             await asyncio.wait_for(
@@ -74,7 +87,22 @@ class KafkaPublisher:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            raise PublishError(f"{type(exc).__name__}: {exc}") from exc
+            missing = producer is not None and await self._topic_missing(producer, topic)
+            reason = (
+                f"topic {topic!r} does not exist" if missing else f"{type(exc).__name__}: {exc}"
+            )
+            raise PublishError(reason, topic_missing=missing) from exc
+
+    async def _topic_missing(self, producer: AIOKafkaProducer, topic: str) -> bool:
+        """True when a broker answers a metadata request and `topic` is not in it; False when
+        no broker answers (then nothing can be said about the topic)."""
+        try:
+            metadata = await asyncio.wait_for(
+                producer.client.fetch_all_metadata(), self._timeout_ms / 1000
+            )
+        except Exception:
+            return False
+        return topic not in metadata.topics()
 
     async def healthy(self) -> bool:
         """True when the producer is started (Kafka answered at least once)."""

@@ -219,8 +219,12 @@ class RequestQueue:
             total += int(info["pending"])
         return total
 
-    async def dead_letter(self, entry: StreamEntry, reason: str) -> None:
-        """Move an unreadable entry to the dead-letter stream, then acknowledge it."""
+    async def dead_letter(self, entry: StreamEntry, reason: str, result: bytes = b"") -> None:
+        """Move an entry to the dead-letter stream, then acknowledge it.
+
+        Fields: `stream`, `id`, `reason`, `r` (the request payload) and `result` (the
+        serialised event envelope when the request was answered but could not be delivered).
+        """
         await self._redis.xadd(
             self.keys.dead_letter,
             {
@@ -228,6 +232,7 @@ class RequestQueue:
                 "id": entry.entry_id,
                 "reason": reason[:1000],
                 "r": entry.payload or b"",
+                "result": result,
             },
         )
         await self.ack(entry)

@@ -505,6 +505,14 @@ class WorkerSettings(_Common):
         validation_alias=_env("CJ_WORKER_PUBLISH_BACKOFF_MAX_SECONDS"),
         description="Longest wait between two publish attempts while Kafka is unreachable.",
     )
+    missing_topic_attempts: int = Field(
+        default=5,
+        ge=1,
+        validation_alias=_env("CJ_WORKER_MISSING_TOPIC_ATTEMPTS"),
+        description="Publish attempts for a result whose callback topic does not exist (it was "
+        "deleted after the request was accepted) before the entry, with its result, is moved "
+        "to the dead-letter stream. Other topics keep flowing meanwhile.",
+    )
 
     @field_validator("default_models")
     @classmethod

@@ -2,8 +2,10 @@
 
 Delivery: an entry is acknowledged (XACK + XDEL) only after Kafka acknowledged its event.
 While Kafka refuses, the worker keeps the answer, retries the publish with backoff and reads
-nothing new; the entry stays pending. Entries of a dead worker are reclaimed after the
-visibility timeout; live workers heartbeat theirs. SIGTERM: stop reading, give in-flight
+nothing new; the entry stays pending. A callback topic that no longer exists (the broker
+answers, the topic is gone) stops nothing else: after `missing_topic_attempts` the entry and
+its serialised result move to the dead-letter stream. Entries of a dead worker are reclaimed
+after the visibility timeout; live workers heartbeat theirs. SIGTERM: stop reading, give in-flight
 work `shutdown_deadline_seconds`, then cancel it, leaving those entries pending.
 """
 
@@ -43,6 +45,10 @@ log = structlog.get_logger(__name__)
 
 CANCEL_REFRESH_SECONDS = 1.0
 """A cancellation reaches every worker within this long."""
+
+
+class CallbackTopicMissingError(Exception):
+    """A result's callback topic does not exist after repeated attempts."""
 
 
 class WorkerService:
@@ -119,6 +125,13 @@ class WorkerService:
                 log.warning("redis unavailable; retrying", error=str(exc))
                 await self._sleep_unless_stopping(1.0)
                 continue
+            except aioredis.ResponseError as exc:
+                if "NOGROUP" not in str(exc) and "no longer exists" not in str(exc):
+                    raise
+                # The stream or its group was deleted (e.g. FLUSHDB): create them again.
+                log.warning("request stream or group missing; recreating", error=str(exc))
+                await self.queue.ensure_group()
+                continue
             for entry in entries:
                 self._start(entry)
 
@@ -167,9 +180,14 @@ class WorkerService:
             outcome = await self.processor.process(queued)
             if outcome.result is not None:
                 value = envelope(outcome.result, self.s.service_name)
-                await self._publish_until_acked(
-                    queued.callback_topic, str(queued.correlation_id).encode(), value
-                )
+                try:
+                    await self._publish_until_acked(
+                        queued.callback_topic, str(queued.correlation_id).encode(), value
+                    )
+                except CallbackTopicMissingError as exc:
+                    log.error("callback topic missing; result moved to dead letter", error=str(exc))
+                    await self.queue.dead_letter(entry, str(exc), result=value)
+                    return
                 self.metrics.publish_duration.observe(time.monotonic() - outcome.answered_at)
                 self.metrics.published.labels(
                     "success" if outcome.result.is_success else "error"
@@ -190,7 +208,15 @@ class WorkerService:
             except PublishError as exc:
                 attempt += 1
                 self.metrics.publish_failures.inc()
-                self.publish_ok.clear()
+                if exc.topic_missing:
+                    # The broker answers; only this topic is gone: keep reading other work.
+                    if attempt >= self.s.missing_topic_attempts:
+                        raise CallbackTopicMissingError(
+                            f"callback topic {topic!r} does not exist "
+                            f"({attempt} attempts); the result is kept in the dead-letter stream"
+                        ) from exc
+                else:
+                    self.publish_ok.clear()
                 delay = min(self.s.publish_backoff_max_seconds, 0.2 * 2 ** min(attempt, 10))
                 log.warning(
                     "publish failed; entry stays pending, retrying",
