@@ -40,13 +40,12 @@ from scipy.stats import spearmanr  # noqa: E402
 
 from tests.e2e.harness import (  # noqa: E402
     batch_manifest,
-    install_crd,
-    kubectl,
     results_rows,
     wait_for_terminal,
 )
 from tests.support import devcluster  # noqa: E402
 from tests.support.ellipse import EllipseEssay, by_prompt, load_ellipse  # noqa: E402
+from tests.support.kube import install_cjbatch_crd, kubectl  # noqa: E402
 from tests.support.stack import Stack, StackConfig  # noqa: E402
 
 DEFAULT_PROMPTS = (
@@ -158,7 +157,7 @@ async def main() -> int:
     if not devcluster.is_running():
         devcluster.up()
     cluster = devcluster.read_env()
-    install_crd(cluster)
+    install_cjbatch_crd(cluster)
     api = k8s_config.new_client_from_config(config_file=cluster.kubeconfig)
     run_id = uuid.uuid4().hex[:8]
     namespace = f"cj-eval-{run_id}"

@@ -22,6 +22,7 @@ from kubernetes import config as k8s_config
 
 from tests.support import devcluster
 from tests.support.devcluster import ClusterEnv
+from tests.support.kube import install_cjbatch_crd
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -43,6 +44,12 @@ def cluster() -> Iterator[ClusterEnv]:
     yield devcluster.read_env()
     if started_here and not devcluster.keep_running():
         devcluster.down()
+
+
+@pytest.fixture(scope="session")
+def cjbatch_crd(cluster: ClusterEnv) -> str:
+    """The CJBatch CRD, installed once per session and left installed (it is cluster-wide)."""
+    return install_cjbatch_crd(cluster)
 
 
 def unique_name(prefix: str) -> str:

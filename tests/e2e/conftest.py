@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest_asyncio
 
 from tests.conftest import TopicFactory
-from tests.e2e.harness import install_crd
 from tests.support.devcluster import ClusterEnv
 from tests.support.stack import Stack, StackConfig
 
 
 @pytest_asyncio.fixture
 async def stack(
+    cjbatch_crd: str,
     cluster: ClusterEnv,
     namespace: str,
     database_url: str,
@@ -24,7 +24,6 @@ async def stack(
 ) -> AsyncIterator[Stack]:
     """The system's processes, watching only this test's namespace, with their own topics,
     Redis keys, consumer groups and database. Logs are in the test's tmp_path."""
-    install_crd(cluster)
     config = StackConfig(
         cluster=cluster,
         database_url=database_url,

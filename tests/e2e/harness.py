@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -28,35 +27,9 @@ from common_core import (
     LLMComparisonResultV1,
     metadata_keys,
 )
-from tests.support.devcluster import REPO_ROOT, ClusterEnv
 from tests.support.stack import Stack
 
 TERMINAL = ("Completed", "Failed", "Cancelled")
-
-
-def kubectl(cluster: ClusterEnv, *args: str, stdin: str | None = None) -> str:
-    """Run kubectl against the cluster; raises AssertionError with stderr on failure."""
-    proc = subprocess.run(
-        [str(cluster.kubectl), "--kubeconfig", cluster.kubeconfig, *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
-    assert proc.returncode == 0, f"kubectl {' '.join(args)}: {proc.stderr}"
-    return proc.stdout
-
-
-def install_crd(cluster: ClusterEnv) -> None:
-    kubectl(cluster, "apply", "--server-side", "-f", str(REPO_ROOT / "crds" / "cjbatch.yaml"))
-    kubectl(
-        cluster,
-        "wait",
-        "--for=condition=Established",
-        "--timeout=30s",
-        "crd/cjbatches.cj.huleedu.io",
-    )
 
 
 def batch_manifest(name: str, spec: dict[str, Any]) -> str:

@@ -22,12 +22,12 @@ from tests.e2e.harness import (
     callback_tally,
     completion_events,
     database_counts,
-    kubectl,
     results_rows,
     wait_for_terminal,
 )
 from tests.support.devcluster import REPO_ROOT, ClusterEnv
 from tests.support.ellipse import by_prompt, require_ellipse
+from tests.support.kube import kubectl
 from tests.support.stack import Stack
 
 ELLIPSE_PROMPT = "Mandatory extracurricular activities"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -13,22 +12,9 @@ from cj_operator.spec import API_GROUP, API_VERSION, PLURAL, CJBatchSpec
 from kubernetes import client as k8s_client
 from typer.testing import CliRunner
 
-from tests.support.devcluster import REPO_ROOT, ClusterEnv
+from tests.support.devcluster import ClusterEnv
 
 runner = CliRunner()
-
-
-@pytest.fixture(scope="module")
-def crd_installed(cluster: ClusterEnv) -> None:
-    for args in (
-        ["apply", "-f", str(REPO_ROOT / "crds" / "cjbatch.yaml")],
-        ["wait", "--for=condition=Established", "--timeout=30s", "crd/cjbatches.cj.huleedu.io"],
-    ):
-        subprocess.run(
-            [str(cluster.kubectl), "--kubeconfig", cluster.kubeconfig, *args],
-            check=True,
-            capture_output=True,
-        )
 
 
 def _essays_csv(tmp_path: Path, n: int, words: int = 40) -> Path:
@@ -45,7 +31,7 @@ def _prompt(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.mark.usefixtures("crd_installed")
+@pytest.mark.usefixtures("cjbatch_crd")
 def test_submit_splits_essays_into_owned_config_maps(
     cluster: ClusterEnv, k8s_api: k8s_client.ApiClient, namespace: str, tmp_path: Path
 ) -> None:
@@ -106,7 +92,7 @@ def test_submit_splits_essays_into_owned_config_maps(
     assert "big" in listed.output
 
 
-@pytest.mark.usefixtures("crd_installed")
+@pytest.mark.usefixtures("cjbatch_crd")
 def test_submit_refuses_bad_input_before_touching_the_cluster(
     cluster: ClusterEnv, k8s_api: k8s_client.ApiClient, namespace: str, tmp_path: Path
 ) -> None:
@@ -133,7 +119,7 @@ def test_submit_refuses_bad_input_before_touching_the_cluster(
     assert [cm.metadata.name for cm in cms.items if cm.metadata.name.startswith("dup")] == []
 
 
-@pytest.mark.usefixtures("crd_installed")
+@pytest.mark.usefixtures("cjbatch_crd")
 def test_existing_batch_and_missing_batch_errors(
     cluster: ClusterEnv, namespace: str, tmp_path: Path
 ) -> None:

@@ -1,9 +1,8 @@
-"""kubectl against the local cluster's real API server, for the chart's integration tests."""
+"""Objects of the chart on the local cluster's real API server (kubectl from tests.support.kube)."""
 
 from __future__ import annotations
 
 import os
-import subprocess
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,29 +10,10 @@ from pathlib import Path
 import yaml
 
 from tests.support.devcluster import ClusterEnv
+from tests.support.kube import kubectl
 from tests.unit.deploy.chart import Obj
 
 CRD_DIR = Path(__file__).parent / "crds"
-
-
-class KubectlError(RuntimeError):
-    """kubectl exited non-zero; the message holds its stderr."""
-
-
-def kubectl(cluster: ClusterEnv, *args: str, stdin: str | None = None, check: bool = True) -> str:
-    """Run kubectl with the cluster's kubeconfig; returns stdout."""
-    proc = subprocess.run(
-        [str(cluster.kubectl), *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-        env={**os.environ, "KUBECONFIG": cluster.kubeconfig},
-    )
-    if check and proc.returncode != 0:
-        raise KubectlError(f"kubectl {' '.join(args)} failed:\n{proc.stderr}")
-    return proc.stdout
 
 
 def dump(objects: Sequence[Obj]) -> str:

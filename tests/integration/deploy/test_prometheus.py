@@ -33,9 +33,9 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from deploy.dashboard import all_queries
 from tests.conftest import unique_name
-from tests.integration.deploy.kube import kubectl
 from tests.integration.deploy.local_release import LocalWorkload, local_workload
 from tests.support.devcluster import REPO_ROOT, ClusterEnv
+from tests.support.kube import kubectl
 from tests.support.processes import ManagedProcess, free_port
 from tests.unit.deploy.chart import Obj, one, render
 

@@ -11,6 +11,7 @@ from kubernetes import client as k8s_client
 from kubernetes import watch as k8s_watch
 
 from tests.support.devcluster import ClusterEnv
+from tests.support.kube import kubectl
 
 CRD = {
     "apiVersion": "apiextensions.k8s.io/v1",
@@ -48,22 +49,9 @@ CRD = {
 }
 
 
-def _kubectl(cluster: ClusterEnv, *args: str, stdin: str | None = None) -> str:
-    proc = subprocess.run(
-        [str(cluster.kubectl), "--kubeconfig", cluster.kubeconfig, *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout
-
-
 def _apply_crd(cluster: ClusterEnv) -> None:
-    _kubectl(cluster, "apply", "-f", "-", stdin=json.dumps(CRD))
-    _kubectl(
+    kubectl(cluster, "apply", "-f", "-", stdin=json.dumps(CRD))
+    kubectl(
         cluster,
         "wait",
         "--for=condition=Established",
@@ -73,7 +61,7 @@ def _apply_crd(cluster: ClusterEnv) -> None:
 
 
 def test_server_reports_pinned_release(cluster: ClusterEnv) -> None:
-    version = json.loads(_kubectl(cluster, "version", "-o", "json"))
+    version = json.loads(kubectl(cluster, "version", "-o", "json"))
     assert version["serverVersion"]["gitVersion"] == "v1.35.4"
 
 
@@ -106,7 +94,7 @@ def test_custom_object_create_patch_watch(
         "metadata": {"name": "w1", "namespace": namespace},
         "spec": {"size": 3},
     }
-    _kubectl(cluster, "apply", "-f", "-", stdin=json.dumps(widget))
+    kubectl(cluster, "apply", "-f", "-", stdin=json.dumps(widget))
 
     api = k8s_client.CustomObjectsApi(k8s_api)
     events: list[dict[str, Any]] = []
@@ -144,7 +132,7 @@ def test_custom_object_create_patch_watch(
     final = events[-1]["object"]
     assert final["spec"]["size"] == 5
     assert final["status"]["phase"] == "Ready"
-    got = json.loads(_kubectl(cluster, "get", "widget", "w1", "-n", namespace, "-o", "json"))
+    got = json.loads(kubectl(cluster, "get", "widget", "w1", "-n", namespace, "-o", "json"))
     assert got["status"]["phase"] == "Ready"
 
 

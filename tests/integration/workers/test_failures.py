@@ -6,6 +6,7 @@ import asyncio
 import signal
 import subprocess
 import sys
+from typing import Any
 
 import httpx
 import redis.asyncio as aioredis
@@ -229,7 +230,8 @@ async def test_a_deleted_callback_topic_does_not_stall_other_work(
         return int(await redis.xlen(dead_key)) == 1
 
     await wait_for(dead_lettered, 60, "the orphaned result in the dead-letter stream")
-    [(_, fields)] = await redis.xrange(dead_key)
+    entries: Any = await redis.xrange(dead_key)
+    [(_, fields)] = entries
     assert b"does not exist" in fields[b"reason"]
     kept = Event.model_validate_json(fields[b"result"])
     assert kept.data.request_metadata["case"] == "orphan"
