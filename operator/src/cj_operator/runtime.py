@@ -110,6 +110,7 @@ class Runtime:
             metrics=self.metrics,
             interval_seconds=settings.monitor_interval_seconds,
             callback_timeout_seconds=settings.callback_timeout_seconds,
+            phase_gauge_interval_seconds=settings.phase_gauge_interval_seconds,
         )
         self.consumer = CallbackConsumer(
             bootstrap_servers=settings.kafka_bootstrap_servers,
@@ -181,7 +182,13 @@ class Runtime:
     async def _supervise(self) -> None:
         await supervise(
             self.gate,
-            [self.engine.run, self.consumer.run, self.monitor.run, self.patcher.run],
+            [
+                self.engine.run,
+                self.consumer.run,
+                self.monitor.run,
+                self.monitor.run_phase_gauge,
+                self.patcher.run,
+            ],
             lambda active: self.metrics.active.set(1 if active else 0),
         )
 

@@ -81,6 +81,13 @@ class OperatorSettings(BaseSettings):
         description="How often the batch monitor (one task per operator) re-submits "
         "comparisons whose callback is overdue and applies batch timeouts.",
     )
+    phase_gauge_interval_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        validation_alias=_env("CJ_OPERATOR_PHASE_GAUGE_INTERVAL_SECONDS"),
+        description="How often (seconds) the batches-by-phase gauge (cj_operator_batches) is "
+        "counted again from the database.",
+    )
     min_success_rate_threshold: float = Field(
         default=0.8,
         ge=0.0,

@@ -329,3 +329,26 @@ async def test_timeout_scores_a_batch_with_enough_answers(harness: Harness) -> N
     batch = await batch_row(harness.db, uid)
     assert (batch.state, batch.reason) == (BatchStateEnum.COMPLETED, "TimedOut")
     assert "3 of 3 comparisons answered (100%)" in batch.message
+
+
+async def test_phase_gauge_counts_batches_by_state(harness: Harness) -> None:
+    from cj_operator.monitor import BatchMonitor
+
+    monitor = BatchMonitor(
+        db=harness.db,
+        engine=harness.engine,
+        metrics=harness.metrics,
+        interval_seconds=300.0,
+        callback_timeout_seconds=600.0,
+    )
+    waiting = await harness.batch(6)
+    await harness.engine.advance(waiting)
+    await harness.batch(1)  # completes at once: InsufficientEssays
+    await harness.batch(4)  # stored, not yet advanced
+    await monitor.refresh_phase_gauge()
+    counts = {
+        state: harness.metric("cj_operator_batches", phase=state.value) for state in BatchStateEnum
+    }
+    assert counts[BatchStateEnum.WAITING_CALLBACKS] == 1
+    assert counts[BatchStateEnum.COMPLETED] == 1
+    assert sum(counts.values()) == 3
