@@ -33,7 +33,6 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-import asyncpg  # noqa: E402
 from kubernetes import client as k8s_client  # noqa: E402
 from kubernetes import config as k8s_config  # noqa: E402
 from scipy.stats import spearmanr  # noqa: E402
@@ -46,7 +45,7 @@ from tests.e2e.harness import (  # noqa: E402
 from tests.support import devcluster  # noqa: E402
 from tests.support.ellipse import EllipseEssay, by_prompt, load_ellipse  # noqa: E402
 from tests.support.kube import install_cjbatch_crd, kubectl  # noqa: E402
-from tests.support.stack import Stack, StackConfig  # noqa: E402
+from tests.support.stack import Stack, isolated_stack_config  # noqa: E402
 
 DEFAULT_PROMPTS = (
     "Success and failure",
@@ -159,31 +158,17 @@ async def main() -> int:
     cluster = devcluster.read_env()
     install_cjbatch_crd(cluster)
     api = k8s_config.new_client_from_config(config_file=cluster.kubeconfig)
-    run_id = uuid.uuid4().hex[:8]
-    namespace = f"cj-eval-{run_id}"
-    kubectl(cluster, "create", "namespace", namespace)
-    db_name = f"cj_eval_{run_id}"
-    admin = await asyncpg.connect(
-        cluster.database_url.replace("+asyncpg", "").rsplit("/", 1)[0] + "/postgres"
-    )
-    try:
-        await admin.execute(f'CREATE DATABASE "{db_name}"')
-    finally:
-        await admin.close()
-    config = StackConfig(
-        cluster=cluster,
-        database_url=cluster.database_url.rsplit("/", 1)[0] + "/" + db_name,
-        callback_topic=f"eval.{run_id}.callbacks",
-        completion_topic=f"eval.{run_id}.completed",
-        dead_letter_topic=f"eval.{run_id}.callbacks.dlq",
-        redis_prefix=f"cj:eval:{run_id}:",
-        group=namespace,
-        namespace=namespace,
+    config = await isolated_stack_config(
+        cluster,
+        "eval",
+        uuid.uuid4().hex[:8],
         judge_env={
             "CJ_WORKER_SIMULATED_DISCRIMINATION": str(args.discrimination),
             "CJ_WORKER_SIMULATED_POSITION_BIAS": str(args.position_bias),
         },
     )
+    namespace = config.namespace
+    assert namespace is not None
     rows: list[Row] = []
     with tempfile.TemporaryDirectory() as logs:
         stack = Stack(config, Path(logs))

@@ -12,7 +12,10 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import asyncpg
+
 from tests.support.devcluster import ClusterEnv
+from tests.support.kube import kubectl
 from tests.support.processes import ManagedProcess, free_port
 
 BIN = Path(sys.executable).parent
@@ -152,3 +155,32 @@ class Stack:
         """The tail of every process's log, for assertion messages."""
         procs = [p for p in [self.operator, self.api, *self.workers] if p is not None]
         return "\n".join(f"--- {p.name} ---\n{p.tail(40)}" for p in procs)
+
+
+async def isolated_stack_config(
+    cluster: ClusterEnv, label: str, run_id: str, judge_env: dict[str, str] | None = None
+) -> StackConfig:
+    """A StackConfig of its own for a benchmark run: creates namespace `cj-<label>-<run_id>`
+    and database `cj_<label>_<run_id>` (both left in place for inspection); topics, Redis
+    prefix and consumer groups carry the same label and run id. `label` is lower-case
+    letters only."""
+    namespace = f"cj-{label}-{run_id}"
+    kubectl(cluster, "create", "namespace", namespace)
+    db_name = f"cj_{label}_{run_id}"
+    server = cluster.database_url.rsplit("/", 1)[0]
+    admin = await asyncpg.connect(server.replace("+asyncpg", "") + "/postgres")
+    try:
+        await admin.execute(f'CREATE DATABASE "{db_name}"')
+    finally:
+        await admin.close()
+    return StackConfig(
+        cluster=cluster,
+        database_url=f"{server}/{db_name}",
+        callback_topic=f"{label}.{run_id}.callbacks",
+        completion_topic=f"{label}.{run_id}.completed",
+        dead_letter_topic=f"{label}.{run_id}.callbacks.dlq",
+        redis_prefix=f"cj:{label}:{run_id}:",
+        group=namespace,
+        namespace=namespace,
+        judge_env=judge_env or {},
+    )
