@@ -162,6 +162,7 @@ ROWS: tuple[tuple[str, tuple[PanelSpec, ...]], ...] = (
                         "{{priority}}",
                     ),
                 ),
+                width=6,
             ),
             PanelSpec(
                 "Queue wait p99",
@@ -173,6 +174,7 @@ ROWS: tuple[tuple[str, tuple[PanelSpec, ...]], ...] = (
                         "{{priority}}",
                     ),
                 ),
+                width=6,
             ),
             PanelSpec(
                 "Workers",
@@ -182,6 +184,15 @@ ROWS: tuple[tuple[str, tuple[PanelSpec, ...]], ...] = (
                     Query(f"count({sel('cj_provider_worker_in_flight')})", "workers"),
                     Query(f"sum({sel('cj_provider_worker_in_flight')})", "in flight"),
                 ),
+                width=6,
+            ),
+            PanelSpec(
+                "Callback consumer lag",
+                "Callback events on Kafka the operator has not read yet (records; the active "
+                "replica's consumer group). Growing: the operator cannot keep up.",
+                "short",
+                (Query(f"max({sel('cj_operator_callback_consumer_lag')})", "records"),),
+                width=6,
             ),
         ),
     ),

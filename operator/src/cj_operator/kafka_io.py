@@ -182,25 +182,45 @@ class CallbackConsumer:
                 )
                 if consumer.assignment():
                     self.assigned.set()
-                if not polled:
-                    continue
-                try:
-                    await self._handle(consumer, polled)
-                    backoff = 0.5
-                except asyncio.CancelledError:
-                    raise
-                except Exception:
-                    log.exception("recording callbacks failed; the poll is retried", delay=backoff)
-                    for tp, records in polled.items():
-                        # A partition lost in a rebalance is re-read by its new owner from the
-                        # last committed offset; recording is idempotent either way.
-                        with contextlib.suppress(Exception):
-                            consumer.seek(tp, records[0].offset)
-                    await asyncio.sleep(backoff)
-                    backoff = min(backoff * 2, 30.0)
+                if polled:
+                    backoff = await self._handle_or_rewind(consumer, polled, backoff)
+                await self._observe_lag(consumer)
         finally:
             await consumer.stop()
             log.info("callback consumer stopped")
+
+    async def _handle_or_rewind(
+        self,
+        consumer: AIOKafkaConsumer,
+        polled: dict[TopicPartition, list[ConsumerRecord[Any, Any]]],
+        backoff: float,
+    ) -> float:
+        """Record one poll; on failure seek back to its first records and wait `backoff`.
+        Returns the backoff for the next failure."""
+        try:
+            await self._handle(consumer, polled)
+            return 0.5
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("recording callbacks failed; the poll is retried", delay=backoff)
+            for tp, records in polled.items():
+                # A partition lost in a rebalance is re-read by its new owner from the
+                # last committed offset; recording is idempotent either way.
+                with contextlib.suppress(Exception):
+                    consumer.seek(tp, records[0].offset)
+            await asyncio.sleep(backoff)
+            return min(backoff * 2, 30.0)
+
+    async def _observe_lag(self, consumer: AIOKafkaConsumer) -> None:
+        """Set the consumer-lag gauge: log end offset minus position, summed over the
+        assigned partitions (partitions whose end offset is not yet known count 0)."""
+        lag = 0
+        for tp in consumer.assignment():
+            end = consumer.highwater(tp)
+            if end is not None:
+                lag += max(0, end - await consumer.position(tp))
+        self._metrics.callback_consumer_lag.set(lag)
 
     async def _handle(
         self,

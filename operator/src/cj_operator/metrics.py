@@ -33,6 +33,12 @@ class OperatorMetrics:
             ["outcome"],
             registry=r,
         )
+        self.callback_consumer_lag = Gauge(
+            "cj_operator_callback_consumer_lag",
+            "Callback events on the callback topic not yet read by this operator's consumer "
+            "(log end offset minus position, summed over its partitions; records).",
+            registry=r,
+        )
         self.callback_to_status = Histogram(
             "cj_operator_callback_to_status_latency_seconds",
             "Time from receiving a callback to the status patch that shows it.",

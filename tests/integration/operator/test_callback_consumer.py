@@ -179,7 +179,7 @@ async def test_offsets_are_committed_only_after_the_database_commit(
         return await repo.record_callbacks(db, results)
 
     await _produce(cluster, topic, [envelope(success(c)) for c in stored.correlation_ids])
-    async with running_consumer(cluster, topic, dlq, group, flaky):
+    async with running_consumer(cluster, topic, dlq, group, flaky) as (_, metrics, _t):
 
         async def tried_twice() -> bool:
             return attempts >= 2
@@ -187,12 +187,22 @@ async def test_offsets_are_committed_only_after_the_database_commit(
         await _until(tried_twice, "two failed recording attempts")
         assert await _committed(cluster, topic, group) is None
         assert (await batch_row(db, stored.uid)).completed == 0
+
+        def lag_is(n: int) -> Callable[[], Awaitable[bool]]:
+            async def check() -> bool:
+                return _metric(metrics, "cj_operator_callback_consumer_lag") == n
+
+            return check
+
+        # The failed poll was rewound: both events still count as not read.
+        await _until(lag_is(2), "consumer lag 2 while recording fails")
         broken = False
 
         async def committed() -> bool:
             return await _committed(cluster, topic, group) == 2
 
         await _until(committed, "offsets committed once the database is back")
+        await _until(lag_is(0), "consumer lag 0 once recorded")
     batch = await batch_row(db, stored.uid)
     assert (batch.completed, batch.failed) == (2, 0)
 
