@@ -196,7 +196,7 @@ async def main() -> int:
                     print(f"  {elapsed:6.0f} s  {dict(phases)}  rss {peak_rss:.0f} MiB", flush=True)
                 if done == args.batches:
                     break
-                await asyncio.sleep(2.0)
+                await asyncio.sleep(5.0)
             wall = time.monotonic() - started
             after = _metrics(metrics_url)
         finally:

@@ -287,10 +287,12 @@ class OperatorSettings(BaseSettings):
         "JSON otherwise.",
     )
     db_pool_size: int = Field(
-        default=5,
+        default=10,
         ge=1,
         validation_alias=_env("CJ_OPERATOR_DB_POOL_SIZE"),
-        description="Connections the operator keeps open to PostgreSQL.",
+        description="Connections the operator keeps open to PostgreSQL (as many again are "
+        "opened for bursts and closed after use). The default covers the engine's 4 workers, "
+        "8 concurrent status patches, the callback consumer and the monitor.",
     )
 
     @field_validator("database_url")
