@@ -360,6 +360,15 @@ def test_prometheus_scrapes_a_run_and_every_query_and_alert_has_data(
         bad = start(unreachable, logs)
         procs.append(bad)
         bad.wait_http_ok(f"http://127.0.0.1:{ports['worker_x']}/healthz", timeout=60)
+        # Every target scraped once before the run, so its counters have a baseline sample
+        # (a batch can finish within the first scrape interval).
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            health = prom.targets_up()
+            if len(health) == 5 and set(health.values()) == {"up"}:
+                break
+            time.sleep(0.5)
+        assert set(prom.targets_up().values()) == {"up"}, prom.targets_up()
 
         with httpx.Client(base_url=f"http://127.0.0.1:{ports['api']}", timeout=10) as client:
             refused = client.post(
