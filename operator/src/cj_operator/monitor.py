@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 import structlog
@@ -53,25 +54,11 @@ class BatchMonitor:
 
     async def run(self) -> None:
         """Check now, then every interval, until cancelled (a failed check is logged)."""
-        while True:
-            try:
-                await self.check()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("batch monitor check failed")
-            await asyncio.sleep(self._interval)
+        await _every(self._interval, self.check, "batch monitor check failed")
 
     async def run_phase_gauge(self) -> None:
         """Refresh the batches-by-phase gauge now, then every gauge interval, until cancelled."""
-        while True:
-            try:
-                await self.refresh_phase_gauge()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("counting batches by phase failed")
-            await asyncio.sleep(self._gauge_interval)
+        await _every(self._gauge_interval, self.refresh_phase_gauge, "counting batches failed")
 
     async def refresh_phase_gauge(self) -> None:
         """Set `cj_operator_batches{phase}` from the database (deleted batches not counted)."""
@@ -115,3 +102,16 @@ class BatchMonitor:
             self._engine.wake(uid)
         await self.refresh_phase_gauge()
         self._metrics.reconcile_duration.labels("monitor").observe(time.perf_counter() - started)
+
+
+async def _every(interval: float, step: Callable[[], Awaitable[None]], failure: str) -> None:
+    """Run `step` now and then every `interval` seconds until cancelled; a failing step is
+    logged with `failure` and does not stop the loop."""
+    while True:
+        try:
+            await step()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception(failure)
+        await asyncio.sleep(interval)
