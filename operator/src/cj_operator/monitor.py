@@ -100,7 +100,6 @@ class BatchMonitor:
             self._engine.wake(uid)
         for uid in await repo.followups_due(self._db):
             self._engine.wake(uid)
-        await self.refresh_phase_gauge()
         self._metrics.reconcile_duration.labels("monitor").observe(time.perf_counter() - started)
 
 
