@@ -31,6 +31,23 @@ SCHEMA_PATH = REPO_ROOT / "charts" / "cj-operator" / "values.schema.json"
 
 Schema = dict[str, Any]
 
+# Set by the chart for both the provider API and the workers (one image, cj_workers.settings).
+_PROVIDER_SHARED = frozenset(
+    {
+        "REDIS_URL",
+        "KAFKA_BOOTSTRAP_SERVERS",
+        "CJ_REDIS_KEY_PREFIX",
+        "CJ_STREAM_CONSUMER_GROUP",
+        "CJ_LOG_LEVEL",
+        "CJ_LOG_FORMAT",
+        "CJ_BOOTSTRAP_TOPICS_ON_START",
+        "CJ_KAFKA_TOPICS",
+        "CJ_KAFKA_TOPIC_PARTITIONS",
+        "CJ_KAFKA_TOPIC_REPLICATION_FACTOR",
+        "CJ_KAFKA_TOPIC_MIN_INSYNC_REPLICAS",
+    }
+)
+
 # Variables the chart's templates set for each process (a `settings` entry may not repeat
 # them: Kubernetes would keep the last of two entries with one name, silently).
 CHART_SET: dict[str, frozenset[str]] = {
@@ -53,19 +70,9 @@ CHART_SET: dict[str, frozenset[str]] = {
             "POD_ID",
         }
     ),
-    "providerApi": frozenset(
+    "providerApi": _PROVIDER_SHARED
+    | frozenset(
         {
-            "REDIS_URL",
-            "KAFKA_BOOTSTRAP_SERVERS",
-            "CJ_REDIS_KEY_PREFIX",
-            "CJ_STREAM_CONSUMER_GROUP",
-            "CJ_LOG_LEVEL",
-            "CJ_LOG_FORMAT",
-            "CJ_BOOTSTRAP_TOPICS_ON_START",
-            "CJ_KAFKA_TOPICS",
-            "CJ_KAFKA_TOPIC_PARTITIONS",
-            "CJ_KAFKA_TOPIC_REPLICATION_FACTOR",
-            "CJ_KAFKA_TOPIC_MIN_INSYNC_REPLICAS",
             "CJ_API_HOST",
             "CJ_API_PORT",
             "CJ_API_QUEUE_HIGH_WATER",
@@ -73,19 +80,9 @@ CHART_SET: dict[str, frozenset[str]] = {
             "CJ_API_AUTH_TOKEN",
         }
     ),
-    "worker": frozenset(
+    "worker": _PROVIDER_SHARED
+    | frozenset(
         {
-            "REDIS_URL",
-            "KAFKA_BOOTSTRAP_SERVERS",
-            "CJ_REDIS_KEY_PREFIX",
-            "CJ_STREAM_CONSUMER_GROUP",
-            "CJ_LOG_LEVEL",
-            "CJ_LOG_FORMAT",
-            "CJ_BOOTSTRAP_TOPICS_ON_START",
-            "CJ_KAFKA_TOPICS",
-            "CJ_KAFKA_TOPIC_PARTITIONS",
-            "CJ_KAFKA_TOPIC_REPLICATION_FACTOR",
-            "CJ_KAFKA_TOPIC_MIN_INSYNC_REPLICAS",
             "CJ_WORKER_CONSUMER_NAME",
             "CJ_WORKER_METRICS_HOST",
             "CJ_WORKER_METRICS_PORT",

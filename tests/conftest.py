@@ -99,6 +99,11 @@ async def redis_prefix(cluster: ClusterEnv) -> AsyncIterator[str]:
     """A Redis key prefix for one test; its keys are deleted afterwards."""
     prefix = unique_name("t:") + ":"
     yield prefix
+    await delete_redis_keys(cluster, prefix)
+
+
+async def delete_redis_keys(cluster: ClusterEnv, prefix: str) -> None:
+    """Delete every Redis key that starts with `prefix`."""
     conn = aioredis.from_url(cluster.redis_url)
     try:
         keys = [k async for k in conn.scan_iter(match=prefix + "*")]

@@ -17,7 +17,6 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-import redis.asyncio as aioredis
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from cj_operator.db.models import Batch
 from cj_operator.db.session import Database
@@ -25,7 +24,7 @@ from kubernetes import client as k8s_client
 from sqlalchemy import select
 
 from common_core import BatchStateEnum
-from tests.conftest import TopicFactory, unique_name
+from tests.conftest import TopicFactory, delete_redis_keys, unique_name
 from tests.integration.operator.operator_stack import (
     Batches,
     OperatorProcess,
@@ -86,13 +85,7 @@ async def provider(
         yield side.url
     finally:
         side.stop()
-        conn = aioredis.from_url(cluster.redis_url)
-        try:
-            keys = [k async for k in conn.scan_iter(match=prefix + "*")]
-            if keys:
-                await conn.delete(*keys)
-        finally:
-            await conn.aclose()
+        await delete_redis_keys(cluster, prefix)
 
 
 @pytest.fixture
