@@ -12,8 +12,8 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
@@ -35,8 +35,14 @@ log = structlog.get_logger("cj_operator.kafka")
 COMPLETION_NAMESPACE = uuid.UUID("6f1c2a0e-8d0b-4b7e-9a59-5c2d3b1e0c11")
 """uuid5 namespace of completion event ids: one id per batch, so a re-publish is recognisable."""
 
-RecordPoll = Callable[[Sequence[LLMComparisonResultV1]], Awaitable[PollPlan]]
-"""Records one poll's results in the database (one transaction) and returns the plan."""
+
+class CallbackStore(Protocol):
+    """Where the consumer records a poll (`cj_operator.db.callbacks.PostgresCallbackStore`)."""
+
+    async def record(self, results: Sequence[LLMComparisonResultV1]) -> PollPlan:
+        """Record one poll's results in one transaction and return the plan; raises when the
+        transaction fails (the consumer then reads the same records again)."""
+        ...
 
 
 def parse_callback(value: bytes | None) -> LLMComparisonResultV1:
@@ -145,7 +151,7 @@ class CallbackConsumer:
         dead_letter_topic: str,
         max_records: int,
         poll_timeout_ms: int,
-        record: RecordPoll,
+        store: CallbackStore,
         publisher: EventPublisher,
         metrics: OperatorMetrics,
         on_recorded: Callable[[set[str], float], None],
@@ -156,7 +162,7 @@ class CallbackConsumer:
         self._dlq = dead_letter_topic
         self._max_records = max_records
         self._poll_timeout_ms = poll_timeout_ms
-        self._record = record
+        self._store = store
         self._publisher = publisher
         self._metrics = metrics
         self._on_recorded = on_recorded
@@ -245,7 +251,7 @@ class CallbackConsumer:
                 offset=record.offset,
                 reason=reason,
             )
-        plan = await self._record(results)
+        plan = await self._store.record(results)
         await consumer.commit({tp: records[-1].offset + 1 for tp, records in polled.items()})
         if malformed:
             self._metrics.dead_letters.inc(len(malformed))
