@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from sqlalchemy import select
+
 from cj_operator.db import repository as repo
 from cj_operator.db.models import ComparisonPair, PairStatus
 from cj_operator.db.session import Database
@@ -22,9 +24,6 @@ from cj_operator.metrics import OperatorMetrics
 from cj_operator.provider_client import ProviderUnavailableError
 from cj_operator.settings import OperatorSettings
 from cj_operator.spec import CJBatchSpec
-from common_core.errors import ErrorDetail
-from sqlalchemy import select
-
 from common_core import (
     BatchCancelResponse,
     BatchStateEnum,
@@ -38,6 +37,7 @@ from common_core import (
     QueuePriority,
     metadata_keys,
 )
+from common_core.errors import ErrorDetail
 from tests.integration.operator.batches import batch_row, migrated
 from tests.unit.operator.factories import failure, success
 

@@ -8,13 +8,13 @@ from uuid import uuid4
 
 import httpx
 import pytest
+
 from cj_operator.provider_client import (
     CircuitBreaker,
     HttpProviderApi,
     ProviderRejectedError,
     ProviderUnavailableError,
 )
-
 from common_core import LLMComparisonRequest
 
 

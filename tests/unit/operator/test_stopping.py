@@ -6,6 +6,7 @@ import math
 from typing import Any
 
 import pytest
+
 from cj_operator.scoring.stopping import (
     REASON_ALL_PAIRS_COMPARED,
     REASON_BUDGET_EXHAUSTED,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 
 import pytest
+
 from cj_workers.resilience import BreakerState, CircuitBreaker, backoff_seconds
 
 

@@ -18,7 +18,6 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import structlog
-from common_core.metadata_keys import BATCH_ID
 
 from cj_workers.manifest import ModelManifest
 from cj_workers.metrics import WorkerMetrics
@@ -29,6 +28,7 @@ from cj_workers.resilience import CircuitBreaker, backoff_seconds
 from cj_workers.results import error_result, success_result
 from cj_workers.settings import WorkerSettings
 from common_core import LLMComparisonResultV1, LLMErrorCode, LLMProviderType, QueuedRequest
+from common_core.metadata_keys import BATCH_ID
 
 log = structlog.get_logger(__name__)
 

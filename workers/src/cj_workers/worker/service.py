@@ -21,7 +21,6 @@ from collections.abc import Iterator
 import redis.asyncio as aioredis
 import structlog
 import uvicorn
-from common_core.metadata_keys import BATCH_ID
 from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from pydantic import ValidationError
@@ -40,6 +39,7 @@ from cj_workers.results import envelope
 from cj_workers.settings import WorkerSettings
 from cj_workers.worker.processor import RequestProcessor
 from common_core import LLMProviderType, QueuedRequest
+from common_core.metadata_keys import BATCH_ID
 
 log = structlog.get_logger(__name__)
 
