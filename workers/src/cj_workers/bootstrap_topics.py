@@ -12,8 +12,8 @@ import sys
 
 import structlog
 
+from cj_plumbing.logs import configure_logging
 from cj_workers.kafka_io import ensure_topics
-from cj_workers.logs import configure_logging
 from cj_workers.settings import TopicBootstrapSettings, _Common
 
 log = structlog.get_logger(__name__)

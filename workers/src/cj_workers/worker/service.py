@@ -25,10 +25,10 @@ from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from pydantic import ValidationError
 
+from cj_plumbing.logs import configure_logging
 from cj_workers.bootstrap_topics import bootstrap_at_start
 from cj_workers.kafka_io import KafkaPublisher, Publisher, PublishError
 from cj_workers.keys import PRIORITY_ORDER, RedisKeys
-from cj_workers.logs import configure_logging
 from cj_workers.manifest import ModelManifest
 from cj_workers.metrics import WorkerMetrics
 from cj_workers.providers.base import Judge
