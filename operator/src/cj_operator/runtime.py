@@ -34,7 +34,6 @@ from cj_operator.migrate import upgrade
 from cj_operator.monitor import BatchMonitor
 from cj_operator.planning import REASON_INVALID_ESSAYS
 from cj_operator.provider_client import (
-    CircuitBreaker,
     HttpProviderApi,
     ProviderApi,
     ProviderRejectedError,
@@ -43,6 +42,7 @@ from cj_operator.provider_client import (
 from cj_operator.settings import OperatorSettings
 from cj_operator.spec import CJBatchSpec, Essay
 from cj_operator.status.patcher import StatusPatcher
+from cj_plumbing.breaker import CircuitBreaker
 
 log = structlog.get_logger("cj_operator.runtime")
 

@@ -19,12 +19,13 @@ from typing import Any, Protocol
 
 import structlog
 
+from cj_plumbing.breaker import CircuitBreaker
 from cj_workers.manifest import ModelManifest
 from cj_workers.metrics import WorkerMetrics
 from cj_workers.providers.base import Judge, JudgeAnswer, JudgeCall, JudgeError
 from cj_workers.providers.prompt import DEFAULT_SYSTEM_PROMPT, build_user_message, estimate_tokens
 from cj_workers.ratelimit import Reservation
-from cj_workers.resilience import CircuitBreaker, backoff_seconds
+from cj_workers.resilience import backoff_seconds
 from cj_workers.results import error_result, success_result
 from cj_workers.settings import WorkerSettings
 from common_core import LLMComparisonResultV1, LLMErrorCode, LLMProviderType, QueuedRequest
