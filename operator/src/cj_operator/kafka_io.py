@@ -1,4 +1,4 @@
-"""Kafka I/O of the operator: the callback consumer, dead letters, the completion event, topics.
+"""Kafka I/O of the operator: the callback consumer, dead letters, the completion event.
 
 The consumer (one per operator process, on the active replica only) polls up to
 CJ_OPERATOR_CALLBACK_MAX_RECORDS events, dead-letters the malformed ones, records the rest in
@@ -17,8 +17,6 @@ from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
 from pydantic import ValidationError
 
 from cj_operator.accounting import Outcome, PollPlan
@@ -58,24 +56,6 @@ def _reason(exc: Exception) -> str:
         where = ".".join(str(p) for p in first["loc"])
         return f"{exc.error_count()} validation error(s); first at {where}: {first['msg']}"
     return str(exc)
-
-
-async def ensure_topics(
-    bootstrap_servers: str, topics: Sequence[str], partitions: int, replication: int
-) -> list[str]:
-    """Create the topics that do not exist yet; returns the ones created."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
-    await admin.start()
-    try:
-        existing = set(await admin.list_topics())
-        missing = [t for t in dict.fromkeys(topics) if t not in existing]
-        if missing:
-            # Another process may create them at the same moment.
-            with contextlib.suppress(TopicAlreadyExistsError):
-                await admin.create_topics([NewTopic(t, partitions, replication) for t in missing])
-        return missing
-    finally:
-        await admin.close()
 
 
 class EventPublisher:

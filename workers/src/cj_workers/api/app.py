@@ -29,6 +29,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from cj_plumbing.kafka_admin import list_topics
 from cj_plumbing.logs import configure_logging
 from cj_workers.api.validation import (
     HTTP_STATUS,
@@ -38,7 +39,6 @@ from cj_workers.api.validation import (
     parse_request,
 )
 from cj_workers.bootstrap_topics import bootstrap_at_start
-from cj_workers.kafka_io import list_topics
 from cj_workers.keys import RedisKeys
 from cj_workers.manifest import ModelInfo, ModelManifest
 from cj_workers.metrics import ApiMetrics
