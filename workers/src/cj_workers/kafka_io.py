@@ -100,10 +100,6 @@ class KafkaPublisher:
             return False
         return topic not in metadata.topics()
 
-    async def healthy(self) -> bool:
-        """True when the producer is started (Kafka answered at least once)."""
-        return self._producer is not None
-
     async def close(self) -> None:
         """Flush pending sends and stop."""
         if self._producer is not None:
