@@ -36,11 +36,11 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 import httpx  # noqa: E402
-from cj_operator.spec import API_GROUP, API_VERSION, PLURAL  # noqa: E402
 from kubernetes import client as k8s_client  # noqa: E402
 from kubernetes import config as k8s_config  # noqa: E402
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 
+from cj_operator.spec import API_GROUP, API_VERSION, PLURAL  # noqa: E402
 from tests.support import devcluster  # noqa: E402
 from tests.support.kube import install_cjbatch_crd  # noqa: E402
 from tests.support.stack import Stack, isolated_stack_config  # noqa: E402

@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
-from cj_operator.db.models import Batch, ComparisonPair
-from cj_operator.results import results_config_map_name
-from cj_operator.spec import API_GROUP, API_VERSION, PLURAL
 from kubernetes import client as k8s_client
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from cj_operator.db.models import Batch, ComparisonPair
+from cj_operator.results import results_config_map_name
+from cj_operator.spec import API_GROUP, API_VERSION, PLURAL
 from common_core import (
     CJAssessmentCompletedV1,
     EventEnvelope,

@@ -1,4 +1,4 @@
-"""Kafka I/O of the operator: the callback consumer, dead letters, the completion event, topics.
+"""Kafka I/O of the operator: the callback consumer, dead letters, the completion event.
 
 The consumer (one per operator process, on the active replica only) polls up to
 CJ_OPERATOR_CALLBACK_MAX_RECORDS events, dead-letters the malformed ones, records the rest in
@@ -17,12 +17,11 @@ from typing import Any, Protocol
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
 from pydantic import ValidationError
 
 from cj_operator.accounting import Outcome, PollPlan
 from cj_operator.metrics import OperatorMetrics
+from cj_plumbing.backoff import exponential_backoff
 from common_core import (
     CJAssessmentCompletedV1,
     EventEnvelope,
@@ -63,24 +62,6 @@ def _reason(exc: Exception) -> str:
         where = ".".join(str(p) for p in first["loc"])
         return f"{exc.error_count()} validation error(s); first at {where}: {first['msg']}"
     return str(exc)
-
-
-async def ensure_topics(
-    bootstrap_servers: str, topics: Sequence[str], partitions: int, replication: int
-) -> list[str]:
-    """Create the topics that do not exist yet; returns the ones created."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
-    await admin.start()
-    try:
-        existing = set(await admin.list_topics())
-        missing = [t for t in dict.fromkeys(topics) if t not in existing]
-        if missing:
-            # Another process may create them at the same moment.
-            with contextlib.suppress(TopicAlreadyExistsError):
-                await admin.create_topics([NewTopic(t, partitions, replication) for t in missing])
-        return missing
-    finally:
-        await admin.close()
 
 
 class EventPublisher:
@@ -180,7 +161,7 @@ class CallbackConsumer:
         )
         await consumer.start()
         log.info("callback consumer started", topic=self._topic, group=self._group)
-        backoff = 0.5
+        failures = 0
         try:
             while True:
                 polled = await consumer.getmany(
@@ -189,7 +170,7 @@ class CallbackConsumer:
                 if consumer.assignment():
                     self.assigned.set()
                 if polled:
-                    backoff = await self._handle_or_rewind(consumer, polled, backoff)
+                    failures = await self._handle_or_rewind(consumer, polled, failures)
                 await self._observe_lag(consumer)
         finally:
             await consumer.stop()
@@ -199,24 +180,28 @@ class CallbackConsumer:
         self,
         consumer: AIOKafkaConsumer,
         polled: dict[TopicPartition, list[ConsumerRecord[Any, Any]]],
-        backoff: float,
-    ) -> float:
-        """Record one poll; on failure seek back to its first records and wait `backoff`.
-        Returns the backoff for the next failure."""
+        failures: int,
+    ) -> int:
+        """Record one poll; on failure seek back to its first records and wait: 0.5 s after
+        the first failure, doubling with each consecutive one up to 30 s.
+
+        `failures` counts the consecutive failed polls before this one; returns the count
+        after it (0 once a poll is recorded)."""
         try:
             await self._handle(consumer, polled)
-            return 0.5
+            return 0
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("recording callbacks failed; the poll is retried", delay=backoff)
+            delay = exponential_backoff(failures + 1, base=0.5, cap=30.0, jitter=False)
+            log.exception("recording callbacks failed; the poll is retried", delay=delay)
             for tp, records in polled.items():
                 # A partition lost in a rebalance is re-read by its new owner from the
                 # last committed offset; recording is idempotent either way.
                 with contextlib.suppress(Exception):
                     consumer.seek(tp, records[0].offset)
-            await asyncio.sleep(backoff)
-            return min(backoff * 2, 30.0)
+            await asyncio.sleep(delay)
+            return failures + 1
 
     async def _observe_lag(self, consumer: AIOKafkaConsumer) -> None:
         """Set the consumer-lag gauge: log end offset minus position, summed over the

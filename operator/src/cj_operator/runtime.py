@@ -27,7 +27,7 @@ from cj_operator.essays_source import (
     essays_from_config_map,
 )
 from cj_operator.k8s_io import BatchRef, KubeApi, KubernetesApi, api_client
-from cj_operator.kafka_io import CallbackConsumer, EventPublisher, ensure_topics
+from cj_operator.kafka_io import CallbackConsumer, EventPublisher
 from cj_operator.leadership import PeeringGate, supervise
 from cj_operator.lifecycle.reasons import Reason
 from cj_operator.limits import resolve_limits
@@ -35,7 +35,6 @@ from cj_operator.metrics import OperatorMetrics
 from cj_operator.migrate import upgrade
 from cj_operator.monitor import BatchMonitor
 from cj_operator.provider_client import (
-    CircuitBreaker,
     HttpProviderApi,
     ProviderApi,
     ProviderRejectedError,
@@ -44,6 +43,8 @@ from cj_operator.provider_client import (
 from cj_operator.settings import OperatorSettings
 from cj_operator.spec import CJBatchSpec, Essay
 from cj_operator.status.patcher import StatusPatcher
+from cj_plumbing.breaker import CircuitBreaker
+from cj_plumbing.kafka_admin import ensure_topics
 
 log = structlog.get_logger("cj_operator.runtime")
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
+from sqlalchemy import select
+
 from cj_operator.db import batches, rounds
 from cj_operator.db.models import Batch, ComparisonPair
 from cj_operator.db.session import Database
 from cj_operator.limits import resolve_limits
 from cj_operator.migrate import upgrade
 from cj_operator.spec import CJBatchSpec
-from sqlalchemy import select
-
 from common_core import EventEnvelope, LLMComparisonResultV1
 
 

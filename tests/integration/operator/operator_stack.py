@@ -16,10 +16,10 @@ from typing import Any, cast
 
 import httpx
 from aiokafka import AIOKafkaConsumer
-from cj_operator.spec import API_GROUP, API_VERSION, PLURAL
 from kubernetes import client as k8s_client
 from kubernetes.client.exceptions import ApiException
 
+from cj_operator.spec import API_GROUP, API_VERSION, PLURAL
 from common_core import CJAssessmentCompletedV1, EventEnvelope
 from tests.support.devcluster import ClusterEnv
 from tests.support.processes import ManagedProcess, free_port

@@ -14,12 +14,12 @@ from uuid import uuid4
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
 from cj_operator.accounting import PollPlan
 from cj_operator.db.callbacks import PostgresCallbackStore
 from cj_operator.db.session import Database
 from cj_operator.kafka_io import CallbackConsumer, CallbackStore, EventPublisher
 from cj_operator.metrics import OperatorMetrics
-
 from common_core import LLMComparisonResultV1
 from tests.conftest import TopicFactory, unique_name
 from tests.integration.operator.batches import batch_row, envelope, migrated, stored_batch

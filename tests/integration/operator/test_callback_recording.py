@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import random
 
+from sqlalchemy import func, select, update
+
 from cj_operator.accounting import Outcome
 from cj_operator.clock import utcnow
 from cj_operator.db import reads, rounds
 from cj_operator.db.callbacks import PostgresCallbackStore
 from cj_operator.db.models import ComparisonPair, PairStatus
-from sqlalchemy import func, select, update
-
 from common_core import EssayComparisonWinner, LLMComparisonResultV1, LLMErrorCode
 from tests.integration.operator.batches import batch_row, migrated, stored_batch
 from tests.unit.operator.factories import failure, success

@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from sqlalchemy import select
+
 from cj_operator.db import batches
 from cj_operator.db.callbacks import PostgresCallbackStore
 from cj_operator.db.models import ComparisonPair, PairStatus
@@ -24,9 +26,6 @@ from cj_operator.metrics import OperatorMetrics
 from cj_operator.provider_client import ProviderUnavailableError
 from cj_operator.settings import OperatorSettings
 from cj_operator.spec import CJBatchSpec
-from common_core.errors import ErrorDetail
-from sqlalchemy import select
-
 from common_core import (
     BatchCancelResponse,
     BatchStateEnum,
@@ -40,6 +39,7 @@ from common_core import (
     QueuePriority,
     metadata_keys,
 )
+from common_core.errors import ErrorDetail
 from tests.integration.operator.batches import batch_row, migrated
 from tests.unit.operator.factories import failure, success
 

@@ -18,11 +18,11 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from cj_operator.db.models import Batch
-from cj_operator.db.session import Database
 from kubernetes import client as k8s_client
 from sqlalchemy import select
 
+from cj_operator.db.models import Batch
+from cj_operator.db.session import Database
 from common_core import BatchStateEnum
 from tests.conftest import TopicFactory, delete_redis_keys, unique_name
 from tests.integration.operator.operator_stack import (

@@ -15,9 +15,9 @@ from typing import Any
 import httpx
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer
+
 from cj_workers.keys import RedisKeys
 from cj_workers.queue import RequestQueue
-
 from common_core import EventEnvelope, LLMComparisonResultV1
 from tests.support.devcluster import ClusterEnv
 from tests.support.processes import ManagedProcess, free_port

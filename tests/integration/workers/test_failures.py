@@ -11,10 +11,10 @@ from typing import Any
 import httpx
 import redis.asyncio as aioredis
 from aiokafka.admin import AIOKafkaAdminClient
+
 from cj_workers.keys import RedisKeys
 from cj_workers.ratelimit import RedisRateLimiter, Reservation
 from cj_workers.settings import RateLimit
-
 from common_core import LLMProviderType
 from tests.conftest import TopicFactory, unique_name
 from tests.integration.workers.stack import Event, Stack, collect, metric, request, wait_for

@@ -10,11 +10,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+
+import common_core
 from cj_operator.lifecycle.reasons import STOP_REASONS, Reason
 from cj_operator.lifecycle.transitions import ALLOWED, IllegalTransitionError, move
 from cj_operator.status.model import Phase
-
-import common_core
 from common_core import BatchStateEnum
 
 REPO_ROOT = Path(__file__).resolve().parents[3]

@@ -6,6 +6,7 @@ import math
 from typing import Any
 
 import pytest
+
 from cj_operator.lifecycle.reasons import Reason
 from cj_operator.scoring.stopping import decide_stop, max_score_change
 

@@ -34,6 +34,7 @@ from cj_operator.metrics import OperatorMetrics
 from cj_operator.provider_client import ProviderApi
 from cj_operator.scoring.bradley_terry import DEFAULT_ALPHA, BradleyTerryFit, fit_bradley_terry
 from cj_operator.settings import OperatorSettings
+from cj_plumbing.backoff import clamp_retry_after, exponential_backoff
 
 log = structlog.get_logger("cj_operator.engine")
 
@@ -127,8 +128,8 @@ class BatchEngine:
         attempt = self._retry_attempts.get(uid, 0) + 1
         self._retry_attempts[uid] = attempt
         if hint is not None:
-            return min(max(hint, 1.0), 300.0)
-        return self._rng.uniform(0.5, min(60.0, 2.0**attempt))
+            return clamp_retry_after(hint, floor=1.0, cap=300.0)
+        return exponential_backoff(attempt, base=2.0, cap=60.0, floor=0.5, rng=self._rng)
 
     async def run(self) -> None:
         """Run the worker tasks until cancelled."""
