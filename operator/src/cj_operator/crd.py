@@ -97,8 +97,20 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
     {"name": "Progress", "type": "string", "jsonPath": ".status.progress"},
     {"name": "Completed", "type": "integer", "jsonPath": ".status.completed"},
     {"name": "Failed", "type": "integer", "jsonPath": ".status.failed"},
-    {"name": "Reliability", "type": "number", "jsonPath": ".status.reliability"},
+    {
+        "name": "Reliability",
+        "type": "number",
+        "jsonPath": ".status.reliability",
+        "description": "Empirical-Bayes reliability of the latest fit (stops the batch).",
+    },
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    {
+        "name": "SSR",
+        "type": "number",
+        "jsonPath": ".status.ssr",
+        "description": "Scale separation reliability (inflated by adaptive pairing).",
+        "priority": 1,
+    },
 ]
 
 

@@ -287,7 +287,7 @@ class Stopping(_SpecModel):
         default=None,
         gt=0.0,
         lt=1.0,
-        description="Stop when the scale separation reliability reaches this (e.g. 0.8).",
+        description="Stop when the (empirical-Bayes) reliability reaches this (e.g. 0.8).",
     )
 
 
@@ -338,6 +338,11 @@ class Limits(_SpecModel):
     def timeout_seconds(self, default_seconds: float) -> float:
         """The timeout in seconds, `default_seconds` when unset."""
         return float(duration_seconds(self.timeout)) if self.timeout else default_seconds
+
+
+def all_pairs(n_essays: int) -> int:
+    """The number of distinct pairs of `n_essays` essays, n(n-1)/2 (0 below 2 essays)."""
+    return max(0, n_essays * (n_essays - 1) // 2)
 
 
 class CJBatchSpec(_SpecModel):
@@ -417,10 +422,12 @@ class CJBatchSpec(_SpecModel):
     def effective_budget(self, n_essays: int) -> int:
         """Most comparisons (pairs, retries excluded) for `n_essays` essays.
 
-        ceil(n_essays x targetPerEssay / 2), capped by maxTotal: each comparison involves
-        two essays.
+        ceil(n_essays x targetPerEssay / 2) (each comparison involves two essays), capped by
+        maxTotal and by the n(n-1)/2 distinct pairs: pairs are never repeated, since an LLM
+        judge asked the same question again mostly repeats its answer, which would count as
+        evidence twice (status.budget shows the cap).
         """
-        target = -(-n_essays * self.comparisons.target_per_essay // 2)
+        budget = min(-(-n_essays * self.comparisons.target_per_essay // 2), all_pairs(n_essays))
         if self.comparisons.max_total is not None:
-            return min(target, self.comparisons.max_total)
-        return target
+            return min(budget, self.comparisons.max_total)
+        return budget

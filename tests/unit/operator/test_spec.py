@@ -66,7 +66,16 @@ def test_bad_durations(text: str) -> None:
 
 @pytest.mark.parametrize(
     ("n", "target", "max_total", "budget"),
-    [(10, 10, None, 50), (5, 3, None, 8), (10, 10, 20, 20), (2, 1, None, 1)],
+    [
+        (20, 10, None, 100),
+        (5, 3, None, 8),
+        (10, 10, 20, 20),
+        (2, 1, None, 1),
+        # ceil(10 x 10 / 2) = 50 > 45 distinct pairs: capped, pairs never repeat.
+        (10, 10, None, 45),
+        (4, 10, None, 6),
+        (3, 200, 100, 3),
+    ],
 )
 def test_effective_budget(n: int, target: int, max_total: int | None, budget: int) -> None:
     spec = CJBatchSpec.model_validate(
@@ -122,7 +131,9 @@ def test_crd_schema_is_structural_and_carries_the_rules() -> None:
         "Failed",
         "Reliability",
         "Age",
+        "SSR",
     ]
+    assert version["additionalPrinterColumns"][-1]["priority"] == 1  # only in -o wide
     conditions = root["properties"]["status"]["properties"]["conditions"]
     assert conditions["x-kubernetes-list-type"] == "map"
     assert conditions["x-kubernetes-list-map-keys"] == ["type"]

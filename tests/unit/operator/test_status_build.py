@@ -34,6 +34,7 @@ def snap(**changes: Any) -> BatchSnapshot:
         completion_tokens=10,
         total_tokens=110,
         reliability=0.71234,
+        ssr=0.81234,
         max_score_change=0.2,
         reason="",
         message="",
@@ -54,7 +55,7 @@ def test_running_batch() -> None:
     assert status.phase == "WaitingCallbacks"
     assert (status.submitted, status.completed, status.failed, status.pending) == (30, 20, 3, 7)
     assert status.progress == "40%"
-    assert status.reliability == 0.7123
+    assert (status.reliability, status.ssr) == (0.7123, 0.8123)
     assert status.cost_usd == 0.123457
     assert status.tokens.total == 110
     assert status.observed_generation == 1

@@ -288,6 +288,7 @@ async def snapshot(db: Database, uid: str) -> BatchSnapshot | None:
             completion_tokens=batch.completion_tokens,
             total_tokens=batch.total_tokens,
             reliability=batch.reliability,
+            ssr=batch.ssr,
             max_score_change=batch.max_score_change,
             reason=batch.reason,
             message=batch.message,

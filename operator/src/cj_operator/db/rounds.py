@@ -307,6 +307,7 @@ async def write_scores(
         ],
     )
     batch.reliability = fit.reliability
+    batch.ssr = fit.ssr
 
 
 async def finish(

@@ -1,4 +1,4 @@
-"""Bradley-Terry fit of pairwise outcomes: centred scores, standard errors, reliability.
+"""Bradley-Terry fit of pairwise outcomes: centred scores, standard errors, reliabilities.
 
 Model (Bradley & Terry, 1952, Biometrika 39(3/4), 324-345): essay ``i`` beats essay ``j``
 with probability ``sigmoid(theta_i - theta_j)``, where ``theta`` is a log-strength (logit
@@ -25,6 +25,11 @@ centred scores ``C theta`` (``C = I - 11'/n``) is ``C H^-1 C`` (Laplace approxim
 diagonal gives each SE. No essay serves as a reference, so none gets SE 0. With a connected
 graph and ``alpha -> 0`` this tends to the usual ML result, the Moore-Penrose inverse of the
 Fisher information under the sum-to-zero constraint.
+
+Reliability. The fit reports two: ``reliability``, the empirical-Bayes marginal reliability
+of `cj_operator.scoring.reliability` (honest under adaptive pairing; it stops batches), and
+``ssr``, the scale separation reliability, kept because CJ tools report it (it is inflated by
+adaptive pairing).
 """
 
 from __future__ import annotations
@@ -38,6 +43,8 @@ import numpy as np
 import scipy.linalg
 import scipy.special
 from numpy.typing import NDArray
+
+from cj_operator.scoring.reliability import empirical_bayes_reliability
 
 __all__ = [
     "DEFAULT_ALPHA",
@@ -73,13 +80,19 @@ class BradleyTerryFit:
         scores: log-strength per essay (logits), centred to mean 0.
         standard_errors: per essay, posterior standard deviation of the centred score
             (logits); always finite and > 0.
-        reliability: scale separation reliability of the scores, in [0, 1); None when
-            undefined (all scores equal), see :func:`scale_separation_reliability`.
+        reliability: empirical-Bayes marginal reliability in [0, 1]; None with no outcomes
+            (see `cj_operator.scoring.reliability`).
+        ssr: scale separation reliability of the scores, in [0, 1); None when undefined
+            (all scores equal), see :func:`scale_separation_reliability`.
+        ability_variance: the empirical-Bayes estimate of the essays' ability variance
+            (logits squared); None with no outcomes.
     """
 
     scores: tuple[float, ...]
     standard_errors: tuple[float, ...]
     reliability: float | None
+    ssr: float | None = None
+    ability_variance: float | None = None
 
 
 def fit_bradley_terry(
@@ -98,8 +111,8 @@ def fit_bradley_terry(
 
     Returns:
         A :class:`BradleyTerryFit` with ``n_items`` scores (centred, logits), their standard
-        errors and the scale separation reliability. With no outcomes every score is 0 and
-        the reliability is None.
+        errors, the empirical-Bayes reliability and the scale separation reliability. With no
+        outcomes every score is 0 and both reliabilities are None.
 
     Raises:
         ValueError: ``n_items`` < 2, ``alpha`` not a finite positive number, or an outcome
@@ -108,8 +121,9 @@ def fit_bradley_terry(
         RuntimeError: choix's I-LSR did not converge (not observed; it would mean a numerical
             problem rather than bad input).
 
-    Cost: O(n^3) time and O(n^2) memory in the number of essays (dense I-LSR and the
-    covariance), O(len(outcomes)) in the comparisons; see bench/bt_scale.py for timings.
+    Cost: O(n^3) time and O(n^2) memory in the number of essays (dense I-LSR, the
+    covariance and the empirical-Bayes search), O(len(outcomes)) in the comparisons; see
+    bench/bt_scale.py for timings.
     """
     if isinstance(n_items, bool) or not isinstance(n_items, int) or n_items < 2:
         raise ValueError(f"n_items must be an integer >= 2, got {n_items!r}")
@@ -128,10 +142,13 @@ def fit_bradley_terry(
     scores = theta - theta.mean()
     score_tuple = tuple(float(s) for s in scores)
     se_tuple = tuple(float(s) for s in standard_errors)
+    empirical = empirical_bayes_reliability(n_items, winners, losers) if len(winners) else None
     return BradleyTerryFit(
         scores=score_tuple,
         standard_errors=se_tuple,
-        reliability=scale_separation_reliability(score_tuple, se_tuple),
+        reliability=None if empirical is None else empirical.reliability,
+        ssr=scale_separation_reliability(score_tuple, se_tuple),
+        ability_variance=None if empirical is None else empirical.ability_variance,
     )
 
 

@@ -80,8 +80,9 @@ def decide_stop(
     batch that became stable in its last affordable round reports ScoresStable):
 
     1. ``InsufficientEssays``: fewer than 2 essays, nothing to compare.
-    2. ``ReliabilityReached``: a ``reliability_target`` is set and the scale separation
-       reliability has reached it (``reliability >= reliability_target``).
+    2. ``ReliabilityReached``: a ``reliability_target`` is set and the empirical-Bayes
+       reliability (`cj_operator.scoring.reliability`) has reached it
+       (``reliability >= reliability_target``).
     3. ``ScoresStable``: at least ``min_results_for_stability`` results are in and the
        largest score change since the previous fit is below ``stability_threshold``
        (``max_change < stability_threshold``, logits). The defaults of the CJBatch spec,
@@ -100,7 +101,7 @@ def decide_stop(
         max_change: :func:`max_score_change` of the last two fits, None if fewer than two.
         stability_threshold: > 0, logits.
         min_results_for_stability: >= 0.
-        reliability: scale separation reliability of the last fit, None if undefined.
+        reliability: empirical-Bayes reliability of the last fit, None if undefined.
         reliability_target: in (0, 1), or None for no reliability rule.
         pairs_available: comparisons the pairing policy could still make; <= 0 means none.
 
@@ -140,7 +141,7 @@ def decide_stop(
         return StopDecision(
             True,
             Reason.RELIABILITY_REACHED,
-            f"Scale separation reliability {reliability:.3f} reached the target "
+            f"Reliability {reliability:.3f} reached the target "
             f"{reliability_target:.3f} after {results} results.",
         )
     stable_enough = results >= min_results_for_stability

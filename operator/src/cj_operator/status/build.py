@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from cj_operator.lifecycle.reasons import Reason
+from cj_operator.spec import all_pairs
 from cj_operator.status.conditions import DesiredCondition, merge_conditions
 from cj_operator.status.model import (
     CJBatchStatus,
@@ -57,6 +58,7 @@ class BatchSnapshot:
     completion_tokens: int
     total_tokens: int
     reliability: float | None
+    ssr: float | None
     max_score_change: float | None
     reason: str
     message: str
@@ -83,6 +85,16 @@ def progress_percent(snapshot: BatchSnapshot) -> int:
     if snapshot.budget <= 0:
         return 0
     return max(0, min(100, (100 * snapshot.completed) // snapshot.budget))
+
+
+def _of(s: BatchSnapshot) -> str:
+    """ ", budget N comparisons" and, when the budget is every distinct pair, that it is."""
+    if s.budget <= 0:
+        return ""
+    capped = (
+        " (every distinct pair once)" if s.essays >= 2 and s.budget == all_pairs(s.essays) else ""
+    )
+    return f"; budget {s.budget} comparisons{capped}"
 
 
 def desired_conditions(snapshot: BatchSnapshot) -> list[DesiredCondition]:
@@ -115,7 +127,7 @@ def desired_conditions(snapshot: BatchSnapshot) -> list[DesiredCondition]:
         )
     else:
         progressing = DesiredCondition(
-            "Progressing", "True", _PHASES[s.state], f"Round {s.round}: {answered}."
+            "Progressing", "True", _PHASES[s.state], f"Round {s.round}: {answered}{_of(s)}."
         )
 
     if s.suspended and not terminal:
@@ -168,7 +180,9 @@ def build_status(
         pending=max(0, s.submitted - s.completed - s.failed),
         progress=f"{progress_percent(s)}%",
         round=s.round,
+        budget=s.budget,
         reliability=None if s.reliability is None else round(s.reliability, 4),
+        ssr=None if s.ssr is None else round(s.ssr, 4),
         max_score_change=None if s.max_score_change is None else round(s.max_score_change, 4),
         cost_usd=round(s.cost_usd, 6),
         tokens=TokenTotals(

@@ -114,8 +114,23 @@ class CJBatchStatus(_StatusModel):
         description="Comparisons with a winner over the batch's budget, 0% to 100%.",
     )
     round: int = Field(default=0, ge=0, description="Current pair-selection round (from 1).")
+    budget: int = Field(
+        default=0,
+        ge=0,
+        description="Most comparisons the batch asks for (retries not counted): "
+        "ceil(essays x targetPerEssay / 2), capped by maxTotal and by the n(n-1)/2 distinct "
+        "pairs.",
+    )
     reliability: float | None = Field(
-        default=None, description="Scale separation reliability of the latest fit."
+        default=None,
+        description="Empirical-Bayes reliability of the latest fit (the share of the essays' "
+        "ability variance the comparisons pin down, honest under adaptive pairing; "
+        "spec.stopping.reliabilityTarget compares with it).",
+    )
+    ssr: float | None = Field(
+        default=None,
+        description="Scale separation reliability of the latest fit (inflated by adaptive "
+        "pairing; reported for comparison with other CJ tools).",
     )
     max_score_change: float | None = Field(
         default=None,
