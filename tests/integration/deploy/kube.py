@@ -11,7 +11,7 @@ import yaml
 
 from tests.support.devcluster import ClusterEnv
 from tests.support.kube import kubectl
-from tests.unit.deploy.chart import Obj
+from tests.support.chart import Obj
 
 CRD_DIR = Path(__file__).parent / "crds"
 

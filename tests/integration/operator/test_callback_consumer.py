@@ -24,7 +24,7 @@ from common_core import LLMComparisonResultV1
 from tests.conftest import TopicFactory, unique_name
 from tests.integration.operator.batches import batch_row, envelope, migrated, stored_batch
 from tests.support.devcluster import ClusterEnv
-from tests.unit.operator.factories import failure, success
+from tests.support.factories import failure, success
 
 Recorder = Callable[[Sequence[LLMComparisonResultV1]], Awaitable[PollPlan]]
 

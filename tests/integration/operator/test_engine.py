@@ -39,7 +39,7 @@ from common_core import (
     metadata_keys,
 )
 from tests.integration.operator.batches import batch_row, migrated
-from tests.unit.operator.factories import failure, success
+from tests.support.factories import failure, success
 
 
 class FakeProvider:
