@@ -34,10 +34,10 @@ from aiokafka.admin import AIOKafkaAdminClient
 from deploy.dashboard import all_queries
 from tests.conftest import unique_name
 from tests.integration.deploy.local_release import LocalWorkload, local_workload
+from tests.support.chart import Obj, one, render
 from tests.support.devcluster import REPO_ROOT, ClusterEnv
 from tests.support.kube import kubectl
 from tests.support.processes import ManagedProcess, free_port
-from tests.support.chart import Obj, one, render
 
 RATE_INTERVAL = "15s"
 SECRETS = {("cj-database", "password"): "unused-with-trust-auth"}
