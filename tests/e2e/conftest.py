@@ -34,6 +34,7 @@ async def stack(
         group=namespace,
         namespace=namespace,
         workers=2,
+        operator=True,
     )
     running = Stack(config, tmp_path / "logs")
     try:
