@@ -36,10 +36,10 @@ from typing import Any
 import httpx
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from tests.support.devcluster import ClusterEnv, is_running, read_env
-from tests.support.kafka import collect_records
+from tests.support.isolation import delete_redis_keys
+from tests.support.kafka import collect_records, create_topic, delete_topics
 from tests.support.metrics import bucket_quantile, scrape
 from tests.support.stack import Stack, StackConfig
 
@@ -69,23 +69,10 @@ def histogram_quantiles(urls: list[str], name: str) -> tuple[float, float]:
 
 
 async def make_topic(cluster: ClusterEnv, name: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=cluster.kafka_bootstrap_servers)
-    await admin.start()
-    try:
-        await admin.create_topics(
-            [NewTopic(name, 3, 1, topic_configs={"message.timestamp.type": "LogAppendTime"})]
-        )
-    finally:
-        await admin.close()
-
-
-async def drop_topics(cluster: ClusterEnv, names: list[str]) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=cluster.kafka_bootstrap_servers)
-    await admin.start()
-    try:
-        await admin.delete_topics(names)
-    finally:
-        await admin.close()
+    """A 3-partition topic whose records carry the broker's append time."""
+    await create_topic(
+        cluster.kafka_bootstrap_servers, name, 3, {"message.timestamp.type": "LogAppendTime"}
+    )
 
 
 def body(topic: str, i: int) -> dict[str, object]:
@@ -189,11 +176,9 @@ async def pipeline_run(
         }
     finally:
         stack.stop()
-        keys = [k async for k in redis.scan_iter(match=prefix + "*")]
-        if keys:
-            await redis.delete(*keys)
+        await delete_redis_keys(cluster, prefix)
         await redis.aclose()
-        await drop_topics(cluster, [topic])
+        await delete_topics(cluster.kafka_bootstrap_servers, [topic])
 
 
 async def floor_run(cluster: ClusterEnv, n: int, concurrency: int) -> dict[str, float]:
@@ -257,7 +242,7 @@ async def floor_run(cluster: ClusterEnv, n: int, concurrency: int) -> dict[str, 
         await producer.stop()
         await redis.delete(stream)
         await redis.aclose()
-        await drop_topics(cluster, [topic])
+        await delete_topics(cluster.kafka_bootstrap_servers, [topic])
 
 
 async def main() -> int:

@@ -1,4 +1,5 @@
-"""Read what the system published on a Kafka topic: one collector for tests and benchmarks.
+"""Read what the system published on a Kafka topic: one collector for tests and benchmarks;
+and create or delete the topics a run uses.
 
 Every read starts at the beginning of the topic with no consumer group (nothing committed), so
 a test sees each event however often it reads.
@@ -10,6 +11,7 @@ import time
 from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from pydantic import BaseModel
 
 M = TypeVar("M", bound=BaseModel)
@@ -83,3 +85,27 @@ async def collect_keyed(
     """(key, value parsed as `model`) of each record; arguments as for collect_events."""
     records = await collect_records(bootstrap_servers, topic, count, **read)
     return [(r.key, model.model_validate_json(r.value)) for r in records]
+
+
+async def create_topic(
+    bootstrap_servers: str, name: str, partitions: int = 1, configs: dict[str, str] | None = None
+) -> None:
+    """Create topic `name` (replication 1) with topic-level `configs`."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(name, partitions, 1, topic_configs=configs or {})])
+    finally:
+        await admin.close()
+
+
+async def delete_topics(bootstrap_servers: str, names: list[str]) -> None:
+    """Delete those of `names` that exist."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        if todo := [n for n in names if n in existing]:
+            await admin.delete_topics(todo)
+    finally:
+        await admin.close()

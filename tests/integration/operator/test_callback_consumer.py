@@ -20,10 +20,10 @@ from cj_operator.kafka_io import CallbackConsumer, EventPublisher
 from cj_operator.metrics import OperatorMetrics
 
 from common_core import LLMComparisonResultV1
-from tests.conftest import TopicFactory, unique_name
 from tests.integration.operator.batches import batch_row, envelope, migrated, stored_batch
 from tests.support.devcluster import ClusterEnv
 from tests.support.factories import failure, success
+from tests.support.isolation import TopicFactory, unique_name
 from tests.support.kafka import collect_records
 from tests.support.polling import wait_for
 

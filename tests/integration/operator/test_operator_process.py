@@ -24,9 +24,9 @@ from kubernetes import client as k8s_client
 from sqlalchemy import select
 
 from common_core import BatchStateEnum, CJAssessmentCompletedV1, EventEnvelope
-from tests.conftest import TopicFactory, delete_redis_keys, unique_name
 from tests.support.cjbatches import Batches, condition, phase
 from tests.support.devcluster import ClusterEnv
+from tests.support.isolation import TopicFactory, delete_redis_keys, unique_name
 from tests.support.kafka import collect_events
 from tests.support.metrics import metric
 from tests.support.stack import Stack, StackConfig

@@ -9,8 +9,8 @@ import pytest
 import pytest_asyncio
 import redis.asyncio as aioredis
 
-from tests.conftest import TopicFactory, unique_name
 from tests.support.devcluster import ClusterEnv
+from tests.support.isolation import TopicFactory, unique_name
 from tests.support.stack import Stack, StackConfig
 
 

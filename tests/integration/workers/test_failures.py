@@ -16,9 +16,9 @@ from cj_workers.ratelimit import RedisRateLimiter, Reservation
 from cj_workers.settings import RateLimit
 
 from common_core import LLMProviderType
-from tests.conftest import TopicFactory, unique_name
 from tests.integration.workers.comparisons import Event, collect, request
 from tests.support.devcluster import REPO_ROOT, ClusterEnv
+from tests.support.isolation import TopicFactory, unique_name
 from tests.support.metrics import metric
 from tests.support.polling import wait_for
 from tests.support.processes import free_port
