@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 PY := .venv/bin
 
-.PHONY: help setup lint format test unit integration up down status demo
+.PHONY: help setup lint format generate generate-check test unit integration up down status demo
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -19,6 +19,14 @@ lint: setup ## ruff (lint + format check) and mypy --strict
 format: setup ## apply ruff's formatting and safe fixes
 	$(PY)/ruff format .
 	$(PY)/ruff check --fix .
+
+GENERATORS := cj_operator.crd deploy.values_schema deploy.chart_readme deploy.dashboard
+
+generate: setup ## rewrite what is generated from code: CRD + CRD reference, values schema, chart README, dashboard
+	@for module in $(GENERATORS); do echo "==> python -m $$module"; $(PY)/python -m $$module || exit 1; done
+
+generate-check: setup ## exit 1 when a generated file is out of date (the unit tests check the same)
+	@for module in $(GENERATORS); do $(PY)/python -m $$module --check || exit 1; done
 
 test: lint ## lint, then every test (unit, integration, end-to-end) on the local cluster
 	$(PY)/pytest -v

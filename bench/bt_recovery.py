@@ -28,11 +28,12 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.special import expit
+from scipy.stats import spearmanr
+
 from cj_operator.pairing.selection import select_pairs
 from cj_operator.scoring.bradley_terry import DEFAULT_ALPHA, fit_bradley_terry
 from cj_operator.scoring.stopping import max_score_change
-from scipy.special import expit
-from scipy.stats import spearmanr
 
 
 @dataclass

@@ -15,9 +15,10 @@ import statistics
 import time
 
 import numpy as np
-from cj_operator.scoring.bradley_terry import fit_bradley_terry
 from scipy.special import expit
 from scipy.stats import spearmanr
+
+from cj_operator.scoring.bradley_terry import fit_bradley_terry
 
 
 def main() -> None:

@@ -32,10 +32,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from cj_operator.spec import API_GROUP, API_VERSION, PLURAL
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 
+from cj_operator.spec import API_GROUP, API_VERSION, PLURAL
 from tests.support import devcluster
 from tests.support.cjbatches import TERMINAL, manifest
 from tests.support.kube import install_cjbatch_crd

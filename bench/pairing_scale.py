@@ -16,6 +16,7 @@ import statistics
 import time
 
 import numpy as np
+
 from cj_operator.pairing.selection import select_pairs
 
 

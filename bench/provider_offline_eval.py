@@ -24,8 +24,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from cj_workers.providers.offline import FEATURE_NAMES, essay_features, essay_quality
 from scipy.stats import kendalltau, spearmanr
+
+from cj_workers.providers.offline import FEATURE_NAMES, essay_features, essay_quality
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DOC = REPO_ROOT / "docs" / "offline-judge.md"

@@ -19,11 +19,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cj_operator.settings import OperatorSettings
-from cj_workers.settings import ProviderApiSettings, WorkerSettings
 from pydantic import AliasChoices
 from pydantic_settings import BaseSettings
 
+from cj_operator.settings import OperatorSettings
+from cj_workers.settings import ProviderApiSettings, WorkerSettings
 from common_core import LLMProviderType
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

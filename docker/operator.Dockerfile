@@ -20,11 +20,13 @@ WORKDIR /src
 # member's pyproject.toml is needed for uv to read the workspace, even those not installed.
 COPY pyproject.toml uv.lock ./
 COPY common_core/pyproject.toml common_core/pyproject.toml
+COPY plumbing/pyproject.toml plumbing/pyproject.toml
 COPY operator/pyproject.toml operator/pyproject.toml
 COPY workers/pyproject.toml workers/pyproject.toml
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --no-install-workspace --package cj-operator
 COPY common_core/ common_core/
+COPY plumbing/ plumbing/
 COPY operator/ operator/
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --no-editable --package cj-operator

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cj_operator.db.models import Batch, ComparisonPair
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from cj_operator.db.models import Batch, ComparisonPair
 from common_core import (
     CJAssessmentCompletedV1,
     EventEnvelope,

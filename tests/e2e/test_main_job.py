@@ -11,12 +11,12 @@ import statistics
 from typing import Any
 
 import yaml
-from cj_operator.cli.main import app as cjctl
-from cj_workers.providers.offline import essay_quality
 from kubernetes import client as k8s_client
 from scipy.stats import spearmanr
 from typer.testing import CliRunner
 
+from cj_operator.cli.main import app as cjctl
+from cj_workers.providers.offline import essay_quality
 from tests.e2e.tallies import callback_tally, completion_events, database_counts
 from tests.support.cjbatches import Batches, batch_manifest
 from tests.support.devcluster import REPO_ROOT, ClusterEnv

@@ -12,11 +12,11 @@ import time
 from collections.abc import Callable
 from typing import Any, cast
 
-from cj_operator.results import results_config_map_name
-from cj_operator.spec import API_GROUP, API_VERSION, PLURAL
 from kubernetes import client as k8s_client
 from kubernetes.client.exceptions import ApiException
 
+from cj_operator.results import results_config_map_name
+from cj_operator.spec import API_GROUP, API_VERSION, PLURAL
 from tests.support.stack import Stack
 
 TERMINAL = ("Completed", "Failed", "Cancelled")

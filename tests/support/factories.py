@@ -6,8 +6,6 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
-from common_core.errors import ErrorDetail
-
 from common_core import (
     EssayComparisonWinner,
     LLMComparisonResultV1,
@@ -15,6 +13,7 @@ from common_core import (
     LLMProviderType,
     TokenUsage,
 )
+from common_core.errors import ErrorDetail
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 

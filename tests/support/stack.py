@@ -18,9 +18,9 @@ from pathlib import Path
 
 import asyncpg
 import redis.asyncio as aioredis
+
 from cj_workers.keys import RedisKeys
 from cj_workers.queue import RequestQueue
-
 from tests.support.devcluster import ClusterEnv
 from tests.support.kube import kubectl
 from tests.support.processes import ManagedProcess, free_port

@@ -6,8 +6,9 @@ import re
 import typing
 from pathlib import Path
 
-from cj_operator.spec import CJBatchSpec
 from pydantic import BaseModel
+
+from cj_operator.spec import CJBatchSpec
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 README = (REPO_ROOT / "README.md").read_text(encoding="utf-8")

@@ -18,11 +18,11 @@ import kopf
 import structlog
 from pydantic import ValidationError
 
-from cj_operator.logs import configure_logging
 from cj_operator.provider_client import ProviderRejectedError, ProviderUnavailableError
 from cj_operator.runtime import EssaysNotReadyError, Runtime, default_priority
 from cj_operator.settings import OperatorSettings
 from cj_operator.spec import API_GROUP, API_VERSION, PLURAL, CJBatchSpec
+from cj_plumbing.logs import configure_logging
 
 log = structlog.get_logger("cj_operator.handlers")
 

@@ -1,4 +1,4 @@
-"""Kafka I/O of the operator: the callback consumer, dead letters, the completion event, topics.
+"""Kafka I/O of the operator: the callback consumer, dead letters, the completion event.
 
 The consumer (one per operator process, on the active replica only) polls up to
 CJ_OPERATOR_CALLBACK_MAX_RECORDS events, dead-letters the malformed ones, records the rest in
@@ -12,17 +12,16 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
 from pydantic import ValidationError
 
 from cj_operator.accounting import Outcome, PollPlan
 from cj_operator.metrics import OperatorMetrics
+from cj_plumbing.backoff import exponential_backoff
 from common_core import (
     CJAssessmentCompletedV1,
     EventEnvelope,
@@ -35,8 +34,14 @@ log = structlog.get_logger("cj_operator.kafka")
 COMPLETION_NAMESPACE = uuid.UUID("6f1c2a0e-8d0b-4b7e-9a59-5c2d3b1e0c11")
 """uuid5 namespace of completion event ids: one id per batch, so a re-publish is recognisable."""
 
-RecordPoll = Callable[[Sequence[LLMComparisonResultV1]], Awaitable[PollPlan]]
-"""Records one poll's results in the database (one transaction) and returns the plan."""
+
+class CallbackStore(Protocol):
+    """Where the consumer records a poll (`cj_operator.db.callbacks.PostgresCallbackStore`)."""
+
+    async def record(self, results: Sequence[LLMComparisonResultV1]) -> PollPlan:
+        """Record one poll's results in one transaction and return the plan; raises when the
+        transaction fails (the consumer then reads the same records again)."""
+        ...
 
 
 def parse_callback(value: bytes | None) -> LLMComparisonResultV1:
@@ -57,24 +62,6 @@ def _reason(exc: Exception) -> str:
         where = ".".join(str(p) for p in first["loc"])
         return f"{exc.error_count()} validation error(s); first at {where}: {first['msg']}"
     return str(exc)
-
-
-async def ensure_topics(
-    bootstrap_servers: str, topics: Sequence[str], partitions: int, replication: int
-) -> list[str]:
-    """Create the topics that do not exist yet; returns the ones created."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
-    await admin.start()
-    try:
-        existing = set(await admin.list_topics())
-        missing = [t for t in dict.fromkeys(topics) if t not in existing]
-        if missing:
-            # Another process may create them at the same moment.
-            with contextlib.suppress(TopicAlreadyExistsError):
-                await admin.create_topics([NewTopic(t, partitions, replication) for t in missing])
-        return missing
-    finally:
-        await admin.close()
 
 
 class EventPublisher:
@@ -145,7 +132,7 @@ class CallbackConsumer:
         dead_letter_topic: str,
         max_records: int,
         poll_timeout_ms: int,
-        record: RecordPoll,
+        store: CallbackStore,
         publisher: EventPublisher,
         metrics: OperatorMetrics,
         on_recorded: Callable[[set[str], float], None],
@@ -156,7 +143,7 @@ class CallbackConsumer:
         self._dlq = dead_letter_topic
         self._max_records = max_records
         self._poll_timeout_ms = poll_timeout_ms
-        self._record = record
+        self._store = store
         self._publisher = publisher
         self._metrics = metrics
         self._on_recorded = on_recorded
@@ -174,7 +161,7 @@ class CallbackConsumer:
         )
         await consumer.start()
         log.info("callback consumer started", topic=self._topic, group=self._group)
-        backoff = 0.5
+        failures = 0
         try:
             while True:
                 polled = await consumer.getmany(
@@ -183,7 +170,7 @@ class CallbackConsumer:
                 if consumer.assignment():
                     self.assigned.set()
                 if polled:
-                    backoff = await self._handle_or_rewind(consumer, polled, backoff)
+                    failures = await self._handle_or_rewind(consumer, polled, failures)
                 await self._observe_lag(consumer)
         finally:
             await consumer.stop()
@@ -193,24 +180,28 @@ class CallbackConsumer:
         self,
         consumer: AIOKafkaConsumer,
         polled: dict[TopicPartition, list[ConsumerRecord[Any, Any]]],
-        backoff: float,
-    ) -> float:
-        """Record one poll; on failure seek back to its first records and wait `backoff`.
-        Returns the backoff for the next failure."""
+        failures: int,
+    ) -> int:
+        """Record one poll; on failure seek back to its first records and wait: 0.5 s after
+        the first failure, doubling with each consecutive one up to 30 s.
+
+        `failures` counts the consecutive failed polls before this one; returns the count
+        after it (0 once a poll is recorded)."""
         try:
             await self._handle(consumer, polled)
-            return 0.5
+            return 0
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("recording callbacks failed; the poll is retried", delay=backoff)
+            delay = exponential_backoff(failures + 1, base=0.5, cap=30.0, jitter=False)
+            log.exception("recording callbacks failed; the poll is retried", delay=delay)
             for tp, records in polled.items():
                 # A partition lost in a rebalance is re-read by its new owner from the
                 # last committed offset; recording is idempotent either way.
                 with contextlib.suppress(Exception):
                     consumer.seek(tp, records[0].offset)
-            await asyncio.sleep(backoff)
-            return min(backoff * 2, 30.0)
+            await asyncio.sleep(delay)
+            return failures + 1
 
     async def _observe_lag(self, consumer: AIOKafkaConsumer) -> None:
         """Set the consumer-lag gauge: log end offset minus position, summed over the
@@ -245,7 +236,7 @@ class CallbackConsumer:
                 offset=record.offset,
                 reason=reason,
             )
-        plan = await self._record(results)
+        plan = await self._store.record(results)
         await consumer.commit({tp: records[-1].offset + 1 for tp, records in polled.items()})
         if malformed:
             self._metrics.dead_letters.inc(len(malformed))

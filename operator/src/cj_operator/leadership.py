@@ -19,6 +19,7 @@ from typing import Any
 import structlog
 
 from cj_operator.k8s_io import KubeApi
+from cj_plumbing.backoff import exponential_backoff
 
 log = structlog.get_logger("cj_operator.leadership")
 
@@ -119,7 +120,7 @@ async def keep_running(worker: Worker, first_delay: float = 1.0, max_delay: floa
     The wait starts at `first_delay` seconds and doubles up to `max_delay`; a run that lasted
     longer than `max_delay` resets it. Runs until cancelled.
     """
-    delay = first_delay
+    restarts = 0  # restarts since the last run that lasted longer than max_delay
     while True:
         started = time.monotonic()
         try:
@@ -130,12 +131,13 @@ async def keep_running(worker: Worker, first_delay: float = 1.0, max_delay: floa
         except Exception as exc:
             error = repr(exc)
         if time.monotonic() - started > max_delay:
-            delay = first_delay
+            restarts = 0
+        restarts += 1
+        delay = exponential_backoff(restarts, base=first_delay, cap=max_delay, jitter=False)
         log.error(
             "background task ended; restarting", task=worker.__qualname__, error=error, delay=delay
         )
         await asyncio.sleep(delay)
-        delay = min(delay * 2, max_delay)
 
 
 async def supervise(

@@ -20,10 +20,9 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 import structlog
-from sqlalchemy import select
 
-from cj_operator.db import repository as repo
-from cj_operator.db.models import Batch
+from cj_operator.clock import utcnow
+from cj_operator.db import reads, rounds
 from cj_operator.db.session import Database
 from cj_operator.engine import BatchEngine
 from cj_operator.metrics import OperatorMetrics
@@ -62,43 +61,33 @@ class BatchMonitor:
 
     async def refresh_phase_gauge(self) -> None:
         """Set `cj_operator_batches{phase}` from the database (deleted batches not counted)."""
-        counts = await repo.count_by_state(self._db)
+        counts = await reads.count_by_state(self._db)
         for state in BatchStateEnum:
             self._metrics.batches.labels(state.value).set(counts.get(state, 0))
 
     async def check(self) -> None:
         """One pass (module docstring)."""
         started = time.perf_counter()
-        now = repo.utcnow()
-        closed = await repo.close_overdue(self._db, now - timedelta(seconds=self._callback_timeout))
-        for uid, count in closed.items():
-            self._metrics.comparisons_overdue.inc(count)
-            log.warning(
-                "callbacks overdue; comparisons will be re-submitted", batch_uid=uid, overdue=count
-            )
-        async with self._db.sessions() as session:
-            late = list(
-                (
-                    await session.execute(
-                        select(Batch.uid).where(
-                            Batch.deadline_at < now,
-                            Batch.deleted_at.is_(None),
-                            Batch.state.in_(
-                                (
-                                    BatchStateEnum.INITIALIZING,
-                                    BatchStateEnum.GENERATING_PAIRS,
-                                    BatchStateEnum.WAITING_CALLBACKS,
-                                )
-                            ),
-                        )
-                    )
-                ).scalars()
-            )
-        for uid in late:
+        now = utcnow()
+        cutoff = now - timedelta(seconds=self._callback_timeout)
+        for uid in await reads.with_overdue_pairs(self._db, cutoff):
+            async with self._db.sessions.begin() as session:
+                batch = await rounds.lock_batch(session, uid)
+                if batch is None or batch.state not in reads.RUNNING:
+                    continue
+                count = await rounds.close_overdue(session, batch, cutoff)
+            if count:
+                self._metrics.comparisons_overdue.inc(count)
+                log.warning(
+                    "callbacks overdue; comparisons will be re-submitted",
+                    batch_uid=uid,
+                    overdue=count,
+                )
+        for uid in await reads.past_deadline(self._db, now):
             await self._engine.timeout(uid)
-        for uid in await repo.unfinished_batches(self._db):
+        for uid in await reads.unfinished_batches(self._db):
             self._engine.wake(uid)
-        for uid in await repo.followups_due(self._db):
+        for uid in await reads.followups_due(self._db):
             self._engine.wake(uid)
         self._metrics.reconcile_duration.labels("monitor").observe(time.perf_counter() - started)
 

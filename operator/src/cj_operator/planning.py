@@ -18,16 +18,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from cj_operator.lifecycle.reasons import Reason
 from cj_operator.pairing.history import unused_pair_count
 from cj_operator.pairing.selection import select_pairs
 from cj_operator.scoring.bradley_terry import BradleyTerryFit
 from cj_operator.scoring.stopping import decide_stop, max_score_change
-
-REASON_COST_LIMIT = "CostLimitExceeded"
-REASON_LOW_SUCCESS_RATE = "LowSuccessRate"
-REASON_TIMED_OUT = "TimedOut"
-REASON_CANCELLED = "Cancelled"
-REASON_INVALID_ESSAYS = "InvalidEssays"
 
 
 @dataclass(frozen=True)
@@ -59,7 +54,7 @@ class RoundState:
 class Stop:
     """Submit nothing more; score the batch. `failed` when the success rate is too low."""
 
-    reason: str
+    reason: Reason
     message: str
     failed: bool
 
@@ -80,13 +75,13 @@ def success_rate(successes: int, final_failures: int) -> float | None:
 
 
 def final_verdict(
-    reason: str, message: str, successes: int, final_failures: int, min_success_rate: float
+    reason: Reason, message: str, successes: int, final_failures: int, min_success_rate: float
 ) -> Stop:
     """Stop with `reason`, or with LowSuccessRate when the success rate is below the minimum."""
     rate = success_rate(successes, final_failures)
     if rate is not None and rate < min_success_rate:
         return Stop(
-            REASON_LOW_SUCCESS_RATE,
+            Reason.LOW_SUCCESS_RATE,
             f"{successes} of {successes + final_failures} comparisons succeeded "
             f"({rate:.0%}), below minSuccessRate {min_success_rate:.0%}. {message}",
             failed=True,
@@ -104,7 +99,7 @@ def decide_round_end(state: RoundState) -> Stop | NextRound:
     if total - state.final_failures < state.min_success_rate * total - 1e-9:
         best = (total - state.final_failures) / total
         return Stop(
-            REASON_LOW_SUCCESS_RATE,
+            Reason.LOW_SUCCESS_RATE,
             f"{state.final_failures} comparisons failed after all retries; even if every "
             f"remaining one succeeded the success rate could reach only {best:.0%}, below "
             f"minSuccessRate {state.min_success_rate:.0%}.",
@@ -124,7 +119,7 @@ def decide_round_end(state: RoundState) -> Stop | NextRound:
         reliability_target=state.reliability_target,
         pairs_available=unused_pair_count(state.n_items, state.history),
     )
-    if decision.stop:
+    if decision.stop and decision.reason is not None:
         return final_verdict(
             decision.reason,
             decision.message,
@@ -134,7 +129,7 @@ def decide_round_end(state: RoundState) -> Stop | NextRound:
         )
     if state.max_cost_usd is not None and state.cost_usd >= state.max_cost_usd:
         return final_verdict(
-            REASON_COST_LIMIT,
+            Reason.COST_LIMIT_EXCEEDED,
             f"The estimated cost ${state.cost_usd:.4f} reached maxCostUSD "
             f"${state.max_cost_usd:.4f}; no more comparisons are submitted.",
             successes,
@@ -150,7 +145,7 @@ def decide_round_end(state: RoundState) -> Stop | NextRound:
     )
     if not pairs:
         return final_verdict(
-            "AllPairsCompared",
+            Reason.ALL_PAIRS_COMPARED,
             "The pairing policy found no further pair to compare.",
             successes,
             state.final_failures,

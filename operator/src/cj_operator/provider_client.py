@@ -9,13 +9,13 @@ seam tests replace.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Protocol
 
 import httpx
 from pydantic import ValidationError
 
+from cj_plumbing.breaker import CircuitBreaker
 from common_core import (
     BatchCancelResponse,
     ErrorDetail,
@@ -63,51 +63,6 @@ class ProviderApi(Protocol):
         ...
 
 
-class CircuitBreaker:
-    """Closed -> open after `threshold` consecutive faults -> one trial after `reset_seconds`.
-
-    `clock` gives monotonic seconds (tests pass a fake).
-    """
-
-    def __init__(
-        self, threshold: int, reset_seconds: float, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self._threshold = threshold
-        self._reset = reset_seconds
-        self._clock = clock
-        self._failures = 0
-        self._opened_at: float | None = None
-        self._trial = False
-
-    @property
-    def is_open(self) -> bool:
-        """True while calls are refused (the trial call in flight counts as open)."""
-        return self._opened_at is not None
-
-    def before_call(self) -> float | None:
-        """None when a call may go ahead, else seconds until the next trial is allowed."""
-        if self._opened_at is None:
-            return None
-        waited = self._clock() - self._opened_at
-        if waited >= self._reset and not self._trial:
-            self._trial = True
-            return None
-        return max(0.0, self._reset - waited) if waited < self._reset else self._reset
-
-    def success(self) -> None:
-        """A call got an answer from the service: close the circuit."""
-        self._failures = 0
-        self._opened_at = None
-        self._trial = False
-
-    def failure(self) -> None:
-        """A call failed through the service's fault: count it, open (again) at the threshold."""
-        self._failures += 1
-        if self._trial or self._failures >= self._threshold:
-            self._opened_at = self._clock()
-        self._trial = False
-
-
 def _retry_after(response: httpx.Response) -> float | None:
     value = response.headers.get("retry-after")
     try:
@@ -139,7 +94,7 @@ class HttpProviderApi:
         await self._client.aclose()
 
     async def _post(self, path: str, body: bytes) -> httpx.Response:
-        wait = self.breaker.before_call()
+        wait = self.breaker.try_acquire()
         if wait is not None:
             raise ProviderUnavailableError("provider API circuit is open", retry_after=wait)
         try:
@@ -147,7 +102,7 @@ class HttpProviderApi:
                 path, content=body, headers={"Content-Type": "application/json"}
             )
         except httpx.HTTPError as exc:
-            self.breaker.failure()
+            self.breaker.record_failure()
             raise ProviderUnavailableError(f"provider API unreachable: {exc!r}") from exc
         return response
 
@@ -158,13 +113,13 @@ class HttpProviderApi:
         except ValidationError:
             detail = None
         if response.status_code >= 500 or response.status_code == 429:
-            self.breaker.failure()
+            self.breaker.record_failure()
             why = detail.message if detail else response.text[:200]
             return ProviderUnavailableError(
                 f"provider API answered {response.status_code}: {why}",
                 retry_after=_retry_after(response),
             )
-        self.breaker.success()
+        self.breaker.record_success()
         if detail is None:
             return ProviderUnavailableError(
                 f"provider API answered {response.status_code} without an error body: "
@@ -181,16 +136,16 @@ class HttpProviderApi:
         except ValidationError:
             raise self._fail(response) from None
         if len(answer.outcomes) != len(requests):
-            self.breaker.failure()
+            self.breaker.record_failure()
             raise ProviderUnavailableError(
                 f"provider API answered {len(answer.outcomes)} outcomes for {len(requests)} items"
             )
-        self.breaker.success()
+        self.breaker.record_success()
         return answer
 
     async def cancel(self, batch_uid: str) -> BatchCancelResponse:
         response = await self._post(f"/api/v1/batches/{batch_uid}/cancel", b"")
         if response.status_code != 200:
             raise self._fail(response)
-        self.breaker.success()
+        self.breaker.record_success()
         return BatchCancelResponse.model_validate_json(response.content)

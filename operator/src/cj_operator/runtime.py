@@ -10,14 +10,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from functools import partial
 from typing import Any
 
 import structlog
 from prometheus_client import start_http_server
 from sqlalchemy import text
 
-from cj_operator.db import repository as repo
+from cj_operator.db import batches, reads
+from cj_operator.db.callbacks import PostgresCallbackStore
 from cj_operator.db.session import Database
 from cj_operator.engine import BatchEngine
 from cj_operator.essays_source import (
@@ -27,14 +27,14 @@ from cj_operator.essays_source import (
     essays_from_config_map,
 )
 from cj_operator.k8s_io import BatchRef, KubeApi, KubernetesApi, api_client
-from cj_operator.kafka_io import CallbackConsumer, EventPublisher, ensure_topics
+from cj_operator.kafka_io import CallbackConsumer, EventPublisher
 from cj_operator.leadership import PeeringGate, supervise
+from cj_operator.lifecycle.reasons import Reason
+from cj_operator.limits import resolve_limits
 from cj_operator.metrics import OperatorMetrics
 from cj_operator.migrate import upgrade
 from cj_operator.monitor import BatchMonitor
-from cj_operator.planning import REASON_INVALID_ESSAYS
 from cj_operator.provider_client import (
-    CircuitBreaker,
     HttpProviderApi,
     ProviderApi,
     ProviderRejectedError,
@@ -43,10 +43,10 @@ from cj_operator.provider_client import (
 from cj_operator.settings import OperatorSettings
 from cj_operator.spec import CJBatchSpec, Essay
 from cj_operator.status.patcher import StatusPatcher
+from cj_plumbing.breaker import CircuitBreaker
+from cj_plumbing.kafka_admin import ensure_topics
 
 log = structlog.get_logger("cj_operator.runtime")
-
-REASON_CONFIG_MAP_NOT_FOUND = "ConfigMapNotFound"
 
 
 class EssaysNotReadyError(Exception):
@@ -119,7 +119,7 @@ class Runtime:
             dead_letter_topic=settings.dead_letter_topic,
             max_records=settings.callback_max_records,
             poll_timeout_ms=settings.callback_poll_timeout_ms,
-            record=partial(repo.record_callbacks, self.db),
+            store=PostgresCallbackStore(self.db),
             publisher=self.publisher,
             metrics=self.metrics,
             on_recorded=self._on_recorded,
@@ -207,10 +207,10 @@ class Runtime:
         Raises EssaysNotReadyError while a referenced ConfigMap or key is missing (the batch
         shows ConfigMapNotFound). Invalid essays fail the batch (reason InvalidEssays).
         """
-        limits = repo.resolve_limits(
+        limits = resolve_limits(
             spec, self.settings.batch_timeout_seconds, self.settings.min_success_rate_threshold
         )
-        created = await repo.register_batch(
+        created = await batches.register_batch(
             self.db,
             uid=uid,
             namespace=namespace,
@@ -226,28 +226,28 @@ class Runtime:
             try:
                 essays = await self._load_essays(namespace, spec)
             except EssaySourceMissingError as exc:
-                await repo.note_essays_problem(
-                    self.db, uid, REASON_CONFIG_MAP_NOT_FOUND, str(exc), fatal=False
+                await batches.note_essays_problem(
+                    self.db, uid, Reason.CONFIG_MAP_NOT_FOUND, str(exc), fatal=False
                 )
                 self.patcher.mark(uid)
                 raise EssaysNotReadyError(str(exc)) from exc
             except EssaySourceError as exc:
-                await repo.note_essays_problem(
-                    self.db, uid, REASON_INVALID_ESSAYS, str(exc), fatal=True
+                await batches.note_essays_problem(
+                    self.db, uid, Reason.INVALID_ESSAYS, str(exc), fatal=True
                 )
-                await self._event(ref, "Warning", REASON_INVALID_ESSAYS, str(exc))
+                await self._event(ref, "Warning", Reason.INVALID_ESSAYS, str(exc))
                 self.engine.wake(uid)
                 self.patcher.mark(uid)
                 return
-            state = await repo.store_essays(self.db, uid, essays)
+            state = await batches.store_essays(self.db, uid, essays)
             await self._event(
-                ref, "Normal", "EssaysStored", f"{len(essays)} essays stored ({state.value})."
+                ref, "Normal", Reason.ESSAYS_STORED, f"{len(essays)} essays stored ({state.value})."
             )
         self.engine.wake(uid)
         self.patcher.mark(uid)
 
     async def _needs_essays(self, uid: str) -> bool:
-        snap = await repo.snapshot(self.db, uid)
+        snap = await reads.snapshot(self.db, uid)
         return snap is not None and snap.essays == 0 and snap.state.value == "INITIALIZING"
 
     async def _load_essays(self, namespace: str, spec: CJBatchSpec) -> list[Essay]:
@@ -265,10 +265,10 @@ class Runtime:
 
     async def update(self, *, uid: str, generation: int, spec: CJBatchSpec) -> None:
         """Take over a changed spec (budget, stopping, limits, suspend) and wake the batch."""
-        limits = repo.resolve_limits(
+        limits = resolve_limits(
             spec, self.settings.batch_timeout_seconds, self.settings.min_success_rate_threshold
         )
-        await repo.apply_spec_update(self.db, uid, spec, generation, limits)
+        await batches.apply_spec_update(self.db, uid, spec, generation, limits)
         self.engine.wake(uid)
         self.patcher.mark(uid)
 
@@ -284,12 +284,12 @@ class Runtime:
             if retry < 3:
                 raise
             log.warning("provider cancel failed; deleting anyway", batch_uid=uid, error=str(exc))
-        if await repo.cancel_batch(self.db, uid, "The CJBatch was deleted before it finished."):
+        if await batches.cancel_batch(self.db, uid, "The CJBatch was deleted before it finished."):
             log.info("batch cancelled", batch=f"{namespace}/{name}", batch_uid=uid)
-        await repo.forget_batch(self.db, uid, delete_rows=False)
+        await batches.forget_batch(self.db, uid, delete_rows=False)
         await self.engine.locked(uid, self.engine.followups)
         if self.settings.retention_on_delete == "delete":
-            await repo.forget_batch(self.db, uid, delete_rows=True)
+            await batches.forget_batch(self.db, uid, delete_rows=True)
 
     async def _event(self, ref: BatchRef, kind: str, reason: str, message: str) -> None:
         try:

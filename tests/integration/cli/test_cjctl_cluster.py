@@ -6,12 +6,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cj_operator.cli.main import app
-from cj_operator.essays_source import parse_jsonl
-from cj_operator.spec import API_GROUP, API_VERSION, PLURAL, CJBatchSpec
 from kubernetes import client as k8s_client
 from typer.testing import CliRunner
 
+from cj_operator.cli.main import app
+from cj_operator.essays_source import parse_jsonl
+from cj_operator.spec import API_GROUP, API_VERSION, PLURAL, CJBatchSpec
 from tests.support.devcluster import ClusterEnv
 
 runner = CliRunner()

@@ -173,10 +173,11 @@ def test_each_image_holds_only_its_own_side(images: dict[str, ReplayedImage]) ->
     for image in images.values():
         assert image.python("import pytest").returncode != 0  # no dev dependencies
         # Installed as wheels (--no-editable): the image does not need the source tree.
-        proc = image.python(
-            "import common_core, pathlib; print(pathlib.Path(common_core.__file__))"
-        )
-        assert str(image.venv) in proc.stdout
+        for package in ("common_core", "cj_plumbing"):
+            proc = image.python(
+                f"import {package}, pathlib; print(pathlib.Path({package}.__file__))"
+            )
+            assert str(image.venv) in proc.stdout, proc.stderr
 
 
 def test_the_operator_image_migrates_a_database(

@@ -5,13 +5,14 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from cj_operator.db import repository as repo
-from cj_operator.db.models import Batch, ComparisonPair
-from cj_operator.db.session import Database
-from cj_operator.migrate import upgrade
-from cj_operator.spec import CJBatchSpec
 from sqlalchemy import select
 
+from cj_operator.db import batches, rounds
+from cj_operator.db.models import Batch, ComparisonPair
+from cj_operator.db.session import Database
+from cj_operator.limits import resolve_limits
+from cj_operator.migrate import upgrade
+from cj_operator.spec import CJBatchSpec
 from common_core import EventEnvelope, LLMComparisonResultV1
 
 
@@ -37,18 +38,18 @@ async def stored_batch(db: Database, n_essays: int = 8, pairs: int = 4) -> Store
             "comparisons": {"targetPerEssay": 50},
         }
     )
-    limits = repo.resolve_limits(spec, 3600.0, 0.8)
-    await repo.register_batch(
+    limits = resolve_limits(spec, 3600.0, 0.8)
+    await batches.register_batch(
         db, uid=uid, namespace="ns", name=f"b-{uid[:8]}", generation=1, spec=spec, limits=limits
     )
     assert spec.essays is not None
-    await repo.store_essays(db, uid, spec.essays)
+    await batches.store_essays(db, uid, spec.essays)
     chosen = [(i % n_essays, (i + 1 + i // n_essays) % n_essays) for i in range(pairs)]
     chosen = [(a, b if b != a else (a + 1) % n_essays) for a, b in chosen]
     async with db.sessions.begin() as session:
-        batch = await repo.lock_batch(session, uid)
+        batch = await rounds.lock_batch(session, uid)
         assert batch is not None
-        await repo.insert_round(session, batch, 1, chosen)
+        await rounds.insert_round(session, batch, 1, chosen)
     async with db.sessions() as session:
         cids = list(
             (

@@ -13,12 +13,12 @@ from uuid import uuid4
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from cj_operator.accounting import PollPlan
-from cj_operator.db import repository as repo
-from cj_operator.db.session import Database
-from cj_operator.kafka_io import CallbackConsumer, EventPublisher
-from cj_operator.metrics import OperatorMetrics
 
+from cj_operator.accounting import PollPlan
+from cj_operator.db.callbacks import PostgresCallbackStore
+from cj_operator.db.session import Database
+from cj_operator.kafka_io import CallbackConsumer, CallbackStore, EventPublisher
+from cj_operator.metrics import OperatorMetrics
 from common_core import LLMComparisonResultV1
 from tests.integration.operator.batches import batch_row, envelope, migrated, stored_batch
 from tests.support.devcluster import ClusterEnv
@@ -27,12 +27,10 @@ from tests.support.isolation import TopicFactory, unique_name
 from tests.support.kafka import collect_records
 from tests.support.polling import wait_for
 
-Recorder = Callable[[Sequence[LLMComparisonResultV1]], Awaitable[PollPlan]]
-
 
 @contextlib.asynccontextmanager
 async def running_consumer(
-    cluster: ClusterEnv, topic: str, dlq: str, group: str, record: Recorder
+    cluster: ClusterEnv, topic: str, dlq: str, group: str, store: CallbackStore
 ) -> AsyncIterator[tuple[CallbackConsumer, OperatorMetrics, list[set[str]]]]:
     metrics = OperatorMetrics()
     publisher = EventPublisher(cluster.kafka_bootstrap_servers, "cj-operator-test")
@@ -45,7 +43,7 @@ async def running_consumer(
         dead_letter_topic=dlq,
         max_records=50,
         poll_timeout_ms=200,
-        record=record,
+        store=store,
         publisher=publisher,
         metrics=metrics,
         on_recorded=lambda uids, _: touched.append(uids),
@@ -110,9 +108,11 @@ async def test_consumer_records_counts_and_dead_letters(
     ]
     await _produce(cluster, topic, values)
 
-    async with running_consumer(
-        cluster, topic, dlq, group, lambda results: repo.record_callbacks(db, results)
-    ) as (_, metrics, touched):
+    async with running_consumer(cluster, topic, dlq, group, PostgresCallbackStore(db)) as (
+        _,
+        metrics,
+        touched,
+    ):
 
         async def offsets_committed() -> bool:
             return await _committed(cluster, topic, group) == len(values)
@@ -155,15 +155,16 @@ async def test_offsets_are_committed_only_after_the_database_commit(
     broken = True
     attempts = 0
 
-    async def flaky(results: Sequence[LLMComparisonResultV1]) -> PollPlan:
-        nonlocal attempts
-        attempts += 1
-        if broken:
-            raise ConnectionError("database went away")
-        return await repo.record_callbacks(db, results)
+    class Flaky:
+        async def record(self, results: Sequence[LLMComparisonResultV1]) -> PollPlan:
+            nonlocal attempts
+            attempts += 1
+            if broken:
+                raise ConnectionError("database went away")
+            return await PostgresCallbackStore(db).record(results)
 
     await _produce(cluster, topic, [envelope(success(c)) for c in stored.correlation_ids])
-    async with running_consumer(cluster, topic, dlq, group, flaky) as (_, metrics, _t):
+    async with running_consumer(cluster, topic, dlq, group, Flaky()) as (_, metrics, _t):
 
         async def tried_twice() -> bool:
             return attempts >= 2
@@ -201,13 +202,14 @@ async def test_a_restarted_consumer_does_not_count_again(
     first, second = stored.correlation_ids
     await _produce(cluster, topic, [envelope(success(first))])
 
-    async def record(results: Sequence[LLMComparisonResultV1]) -> PollPlan:
-        return await repo.record_callbacks(db, results)
-
     for value, expected in ((None, 1), (envelope(success(second)), 2)):
         if value is not None:
             await _produce(cluster, topic, [value])
-        async with running_consumer(cluster, topic, dlq, group, record) as (_, metrics, _t):
+        async with running_consumer(cluster, topic, dlq, group, PostgresCallbackStore(db)) as (
+            _,
+            metrics,
+            _t,
+        ):
 
             async def done(n: int = expected) -> bool:
                 return await _committed(cluster, topic, group) == n

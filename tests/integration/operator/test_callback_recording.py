@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import random
 
-from cj_operator.accounting import Outcome
-from cj_operator.db import repository as repo
-from cj_operator.db.models import ComparisonPair, PairStatus
 from sqlalchemy import func, select, update
 
+from cj_operator.accounting import Outcome
+from cj_operator.clock import utcnow
+from cj_operator.db import reads, rounds
+from cj_operator.db.callbacks import PostgresCallbackStore
+from cj_operator.db.models import ComparisonPair, PairStatus
 from common_core import EssayComparisonWinner, LLMComparisonResultV1, LLMErrorCode
 from tests.integration.operator.batches import batch_row, migrated, stored_batch
 from tests.support.factories import failure, success
@@ -20,8 +22,7 @@ async def test_recording_is_idempotent(database_url: str) -> None:
     try:
         stored = await stored_batch(db, pairs=4)
         a, b, c, _ = stored.correlation_ids
-        first = await repo.record_callbacks(
-            db,
+        first = await PostgresCallbackStore(db).record(
             [
                 success(a, cost=0.5),
                 failure(b),
@@ -30,7 +31,7 @@ async def test_recording_is_idempotent(database_url: str) -> None:
             ],
         )
         assert first.outcomes == {Outcome.SUCCESS: 2, Outcome.FAILURE: 1, Outcome.DUPLICATE: 1}
-        again = await repo.record_callbacks(db, [success(a), failure(b), success(c)])
+        again = await PostgresCallbackStore(db).record([success(a), failure(b), success(c)])
         assert again.outcomes == {Outcome.DUPLICATE: 3}
         batch = await batch_row(db, stored.uid)
         assert (batch.submitted, batch.completed, batch.failed) == (4, 2, 1)
@@ -63,7 +64,7 @@ async def test_concurrent_callbacks_for_one_batch_are_counted_exactly(database_u
 
         async def consume(mine: list[list[LLMComparisonResultV1]]) -> None:
             for poll in mine:
-                await repo.record_callbacks(db, poll)
+                await PostgresCallbackStore(db).record(poll)
 
         await asyncio.gather(*(consume(polls[k::8]) for k in range(8)))
         batch = await batch_row(db, stored.uid)
@@ -75,7 +76,7 @@ async def test_concurrent_callbacks_for_one_batch_are_counted_exactly(database_u
                 await session.execute(
                     select(func.count()).where(
                         ComparisonPair.batch_uid == stored.uid,
-                        ComparisonPair.status.in_(repo.OPEN_STATUSES),
+                        ComparisonPair.status.in_(rounds.OPEN_STATUSES),
                     )
                 )
             ).scalar_one()
@@ -92,11 +93,15 @@ async def test_late_callbacks_after_overdue_are_stale(database_url: str) -> None
             await session.execute(
                 update(ComparisonPair)
                 .where(ComparisonPair.batch_uid == stored.uid)
-                .values(status=PairStatus.SUBMITTED, submitted_at=repo.utcnow())
+                .values(status=PairStatus.SUBMITTED, submitted_at=utcnow())
             )
-        closed = await repo.close_overdue(db, repo.utcnow())
-        assert closed == {stored.uid: 2}
-        plan = await repo.record_callbacks(db, [success(c) for c in stored.correlation_ids])
+        cutoff = utcnow()
+        assert await reads.with_overdue_pairs(db, cutoff) == [stored.uid]
+        async with db.sessions.begin() as session:
+            batch_row_locked = await rounds.lock_batch(session, stored.uid)
+            assert batch_row_locked is not None
+            assert await rounds.close_overdue(session, batch_row_locked, cutoff) == 2
+        plan = await PostgresCallbackStore(db).record([success(c) for c in stored.correlation_ids])
         assert plan.outcomes == {Outcome.STALE: 2}
         batch = await batch_row(db, stored.uid)
         assert (batch.submitted, batch.completed, batch.failed) == (2, 0, 2)

@@ -7,10 +7,10 @@ import json
 from typing import Any, cast
 
 import pytest
-from cj_operator.spec import API_GROUP, API_VERSION, PLURAL, CJBatchSpec
 from kubernetes import client as k8s_client
 from kubernetes.client.exceptions import ApiException
 
+from cj_operator.spec import API_GROUP, API_VERSION, PLURAL, CJBatchSpec
 from tests.support.spec_cases import INVALID, VALID, Case, base_spec, with_changes
 
 pytestmark = pytest.mark.usefixtures("cjbatch_crd")

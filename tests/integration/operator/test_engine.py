@@ -13,18 +13,19 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from cj_operator.db import repository as repo
+from sqlalchemy import select
+
+from cj_operator.db import batches
+from cj_operator.db.callbacks import PostgresCallbackStore
 from cj_operator.db.models import ComparisonPair, PairStatus
 from cj_operator.db.session import Database
 from cj_operator.engine import BatchEngine
 from cj_operator.k8s_io import BatchRef
+from cj_operator.limits import resolve_limits
 from cj_operator.metrics import OperatorMetrics
 from cj_operator.provider_client import ProviderUnavailableError
 from cj_operator.settings import OperatorSettings
 from cj_operator.spec import CJBatchSpec
-from common_core.errors import ErrorDetail
-from sqlalchemy import select
-
 from common_core import (
     BatchCancelResponse,
     BatchStateEnum,
@@ -38,6 +39,7 @@ from common_core import (
     QueuePriority,
     metadata_keys,
 )
+from common_core.errors import ErrorDetail
 from tests.integration.operator.batches import batch_row, migrated
 from tests.support.factories import failure, success
 
@@ -152,17 +154,17 @@ class Harness:
                 **spec,
             }
         )
-        await repo.register_batch(
+        await batches.register_batch(
             self.db,
             uid=uid,
             namespace="ns",
             name=f"b{uid[:6]}",
             generation=1,
             spec=model,
-            limits=repo.resolve_limits(model, 3600.0, 0.8),
+            limits=resolve_limits(model, 3600.0, 0.8),
         )
         assert model.essays is not None
-        await repo.store_essays(self.db, uid, model.essays[:n])
+        await batches.store_essays(self.db, uid, model.essays[:n])
         return uid
 
     async def answer(self, cost: float = 0.0, fail: LLMErrorCode | None = None) -> int:
@@ -180,7 +182,7 @@ class Harness:
                 else EssayComparisonWinner.ESSAY_B
             )
             results.append(success(r.correlation_id, winner, cost=cost))
-        await repo.record_callbacks(self.db, results)
+        await PostgresCallbackStore(self.db).record(results)
         return len(results)
 
     async def pairs(self, uid: str) -> list[ComparisonPair]:
@@ -230,6 +232,8 @@ async def test_runs_to_completion_and_finishes_once(harness: Harness) -> None:
     assert data["results.csv"].splitlines()[1].startswith("e5,")
     reasons = [reason for _, reason in harness.kube.events]
     assert "RoundPlanned" in reasons and reasons[-1] == "Completed"
+    # A finished batch whose follow-ups are written keeps no step lock in the engine.
+    assert len(harness.engine.locks) == 0
 
 
 async def test_refusals_fail_or_defer_items(harness: Harness) -> None:

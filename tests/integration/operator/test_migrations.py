@@ -9,11 +9,12 @@ from typing import Any
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from cj_operator.db.models import Base
-from cj_operator.migrate import migrate
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
+
+from cj_operator.db.models import Base
+from cj_operator.migrate import migrate
 
 TABLES = {"cj_batches", "cj_essays", "cj_comparison_pairs", "cj_scores"}
 

@@ -18,11 +18,11 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from cj_operator.db.models import Batch
-from cj_operator.db.session import Database
 from kubernetes import client as k8s_client
 from sqlalchemy import select
 
+from cj_operator.db.models import Batch
+from cj_operator.db.session import Database
 from common_core import BatchStateEnum, CJAssessmentCompletedV1, EventEnvelope
 from tests.support.cjbatches import Batches, condition, phase
 from tests.support.devcluster import ClusterEnv

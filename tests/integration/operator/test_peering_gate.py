@@ -15,11 +15,11 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from kubernetes import client as k8s_client
+
 from cj_operator.crd import CRD_PATH
 from cj_operator.k8s_io import KubernetesApi
 from cj_operator.leadership import PeeringGate
-from kubernetes import client as k8s_client
-
 from tests.support.devcluster import ClusterEnv
 from tests.support.isolation import unique_name
 

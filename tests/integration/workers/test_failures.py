@@ -11,10 +11,10 @@ from typing import Any
 import httpx
 import redis.asyncio as aioredis
 from aiokafka.admin import AIOKafkaAdminClient
+
 from cj_workers.keys import RedisKeys
 from cj_workers.ratelimit import RedisRateLimiter, Reservation
 from cj_workers.settings import RateLimit
-
 from common_core import LLMProviderType
 from tests.integration.workers.comparisons import Event, collect, request
 from tests.support.devcluster import REPO_ROOT, ClusterEnv

@@ -6,10 +6,10 @@ import asyncio
 import uuid
 
 import httpx
-from cj_workers.providers.offline import offline_verdict
-from common_core.metadata_keys import ESSAY_A_METADATA, ESSAY_B_METADATA, TRUE_SCORE
 
+from cj_workers.providers.offline import offline_verdict
 from common_core import BatchCancelResponse, LLMErrorCode, LLMQueuedResponse, ProcessingEvent
+from common_core.metadata_keys import ESSAY_A_METADATA, ESSAY_B_METADATA, TRUE_SCORE
 from tests.integration.workers.comparisons import collect, request
 from tests.support.metrics import metric
 from tests.support.stack import Stack

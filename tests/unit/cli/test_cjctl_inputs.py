@@ -7,13 +7,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+
 from cj_operator.cli.essays_input import EssayInputError, read_essays
 from cj_operator.cli.judge_arg import parse_judge
 from cj_operator.cli.packing import pack_essays
 from cj_operator.cli.render import eta_seconds, format_duration, progress_fraction
 from cj_operator.essays_source import parse_jsonl
 from cj_operator.spec import Essay
-
 from common_core import LLMProviderType
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 
 import pytest
-from cj_operator.settings import OperatorSettings
-from cj_workers.settings import ProviderApiSettings, TopicBootstrapSettings, WorkerSettings
 from pydantic_settings import BaseSettings
 
+from cj_operator.settings import OperatorSettings
+from cj_workers.settings import ProviderApiSettings, TopicBootstrapSettings, WorkerSettings
 from deploy import chart_readme, values_schema
 from deploy.values_schema import env_names
 from tests.support.chart import (

@@ -106,7 +106,14 @@ def test_dockerignore_keeps_the_context_to_the_sources() -> None:
     ]
     assert lines[0] == "**"
     allowed = {line[1:].rstrip("/") for line in lines if line.startswith("!")}
-    assert allowed == {"pyproject.toml", "uv.lock", "common_core", "operator", "workers"}
+    assert allowed == {
+        "pyproject.toml",
+        "uv.lock",
+        "common_core",
+        "plumbing",
+        "operator",
+        "workers",
+    }
     copied = {
         src.rstrip("/").split("/")[0]
         for path in DOCKERFILES.values()

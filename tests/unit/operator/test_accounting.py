@@ -5,6 +5,7 @@ from __future__ import annotations
 from uuid import UUID, uuid4
 
 import pytest
+
 from cj_operator.accounting import (
     NON_RETRYABLE,
     OVERDUE_ERROR_CODE,
@@ -13,7 +14,6 @@ from cj_operator.accounting import (
     plan_poll,
     should_retry,
 )
-
 from common_core import EssayComparisonWinner, LLMErrorCode
 from tests.support.factories import failure, success
 

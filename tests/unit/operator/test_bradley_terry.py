@@ -6,14 +6,15 @@ import math
 
 import numpy as np
 import pytest
+from scipy.optimize import brentq
+from scipy.special import expit
+from scipy.stats import spearmanr
+
 from cj_operator.scoring.bradley_terry import (
     DEFAULT_ALPHA,
     fit_bradley_terry,
     scale_separation_reliability,
 )
-from scipy.optimize import brentq
-from scipy.special import expit
-from scipy.stats import spearmanr
 
 
 def random_design(n_items: int, per_item: int, rng: np.random.Generator) -> list[tuple[int, int]]:

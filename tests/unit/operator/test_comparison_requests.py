@@ -6,7 +6,6 @@ from uuid import uuid4
 
 from cj_operator.comparison_requests import EssayRecord, PairToSend, build_request, llm_overrides
 from cj_operator.spec import Judge
-
 from common_core import LLMProviderType, metadata_keys
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from cj_operator.essays_source import (
     EssaySourceError,
     EssaySourceMissingError,

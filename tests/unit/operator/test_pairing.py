@@ -7,6 +7,7 @@ from collections import Counter
 
 import numpy as np
 import pytest
+
 from cj_operator.pairing.history import summarise_history, unused_pair_count
 from cj_operator.pairing.selection import BLOCK_SIZE, select_pairs
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from cj_operator.lifecycle.reasons import Reason
 from cj_operator.planning import (
-    REASON_COST_LIMIT,
-    REASON_LOW_SUCCESS_RATE,
     NextRound,
     RoundState,
     Stop,
@@ -68,14 +67,14 @@ def test_budget_exhausted() -> None:
 def test_cost_limit_stops_submitting() -> None:
     decision = decide_round_end(state(cost_usd=1.0, max_cost_usd=1.0))
     assert isinstance(decision, Stop)
-    assert (decision.reason, decision.failed) == (REASON_COST_LIMIT, False)
+    assert (decision.reason, decision.failed) == (Reason.COST_LIMIT_EXCEEDED, False)
     assert "$1.0000" in decision.message
 
 
 def test_too_many_final_failures_fail_early() -> None:
     decision = decide_round_end(state(final_failures=9, budget=40))
     assert isinstance(decision, Stop)
-    assert (decision.reason, decision.failed) == (REASON_LOW_SUCCESS_RATE, True)
+    assert (decision.reason, decision.failed) == (Reason.LOW_SUCCESS_RATE, True)
     assert "only 78%" in decision.message
     assert isinstance(decide_round_end(state(final_failures=8, budget=40)), NextRound)
 
@@ -83,8 +82,8 @@ def test_too_many_final_failures_fail_early() -> None:
 def test_stopping_with_a_low_success_rate_fails() -> None:
     decision = decide_round_end(state(budget=4, final_failures=2, min_success_rate=0.0))
     assert isinstance(decision, Stop) and not decision.failed
-    verdict = final_verdict("BudgetExhausted", "Budget used.", 3, 2, 0.8)
-    assert verdict.failed and verdict.reason == REASON_LOW_SUCCESS_RATE
+    verdict = final_verdict(Reason.BUDGET_EXHAUSTED, "Budget used.", 3, 2, 0.8)
+    assert verdict.failed and verdict.reason == Reason.LOW_SUCCESS_RATE
     assert "3 of 5 comparisons succeeded (60%)" in verdict.message
 
 

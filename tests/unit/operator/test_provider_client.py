@@ -8,13 +8,13 @@ from uuid import uuid4
 
 import httpx
 import pytest
+
 from cj_operator.provider_client import (
-    CircuitBreaker,
     HttpProviderApi,
     ProviderRejectedError,
     ProviderUnavailableError,
 )
-
+from cj_plumbing.breaker import CircuitBreaker
 from common_core import LLMComparisonRequest
 
 
@@ -164,16 +164,3 @@ async def test_cancel() -> None:
 
     answer = await _client(httpx.MockTransport(handle)).cancel("uid-1")
     assert answer.batch_id == "uid-1"
-
-
-def test_breaker_closes_after_a_successful_trial() -> None:
-    clock = FakeClock()
-    breaker = CircuitBreaker(1, 10.0, clock)
-    breaker.failure()
-    assert breaker.before_call() == 10.0
-    clock.now += 10
-    assert breaker.before_call() is None
-    assert breaker.before_call() is not None
-    breaker.success()
-    assert not breaker.is_open
-    assert breaker.before_call() is None

@@ -14,7 +14,6 @@ from cj_operator.results import (
     results_csv,
     results_json,
 )
-
 from common_core import BatchStateEnum
 from tests.support.factories import NOW
 

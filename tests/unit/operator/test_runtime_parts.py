@@ -7,10 +7,10 @@ from typing import Any
 from uuid import uuid4
 
 import pytest
+
 from cj_operator.kafka_io import parse_callback
 from cj_operator.leadership import is_active
 from cj_operator.status.patcher import Coalescer
-
 from common_core import EventEnvelope, LLMComparisonResultV1
 from tests.support.factories import success
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from cj_operator.settings import OperatorSettings
 from pydantic import AliasChoices, ValidationError
+
+from cj_operator.settings import OperatorSettings
 
 _OUR_VARS = (
     "DATABASE_URL",

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from cj_operator import crd
-from cj_operator.spec import CJBatchSpec, duration_seconds
 from pydantic import ValidationError
 
+from cj_operator import crd
+from cj_operator.spec import CJBatchSpec, duration_seconds
 from tests.support.spec_cases import INVALID, VALID, Case, base_spec
 
 

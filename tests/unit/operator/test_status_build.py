@@ -7,9 +7,9 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+
 from cj_operator.status.build import BatchSnapshot, build_status, progress_percent, status_patch
 from cj_operator.status.model import CJBatchStatus, TopEssay
-
 from common_core import BatchStateEnum
 from tests.support.factories import NOW
 

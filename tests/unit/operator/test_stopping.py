@@ -6,15 +6,9 @@ import math
 from typing import Any
 
 import pytest
-from cj_operator.scoring.stopping import (
-    REASON_ALL_PAIRS_COMPARED,
-    REASON_BUDGET_EXHAUSTED,
-    REASON_INSUFFICIENT_ESSAYS,
-    REASON_RELIABILITY_REACHED,
-    REASON_SCORES_STABLE,
-    decide_stop,
-    max_score_change,
-)
+
+from cj_operator.lifecycle.reasons import Reason
+from cj_operator.scoring.stopping import decide_stop, max_score_change
 
 # A batch in the middle of its work: nothing says stop.
 RUNNING: dict[str, Any] = {
@@ -38,7 +32,7 @@ def decide(**overrides: Any) -> Any:
 def test_a_running_batch_continues_and_says_what_it_waits_for() -> None:
     decision = decide()
     assert not decision.stop
-    assert decision.reason == ""
+    assert decision.reason is None
     assert "110 of 400" in decision.message
     assert "0.2000" in decision.message
 
@@ -50,20 +44,20 @@ def test_a_running_batch_continues_and_says_what_it_waits_for() -> None:
 def test_fewer_than_two_essays_stop_at_once(n_items: int) -> None:
     decision = decide(n_items=n_items, results=0, submitted=0, max_change=None)
     assert decision.stop
-    assert decision.reason == REASON_INSUFFICIENT_ESSAYS
+    assert decision.reason == Reason.INSUFFICIENT_ESSAYS
     assert f"{n_items} essay" in decision.message
 
 
 def test_reaching_the_reliability_target_stops() -> None:
     decision = decide(reliability=0.91)
     assert decision.stop
-    assert decision.reason == REASON_RELIABILITY_REACHED
+    assert decision.reason == Reason.RELIABILITY_REACHED
     assert "0.910" in decision.message
     assert "0.900" in decision.message
 
 
 def test_reliability_exactly_at_the_target_stops() -> None:
-    assert decide(reliability=0.9).reason == REASON_RELIABILITY_REACHED
+    assert decide(reliability=0.9).reason == Reason.RELIABILITY_REACHED
 
 
 @pytest.mark.parametrize(
@@ -78,7 +72,7 @@ def test_reliability_rule_needs_a_target_and_a_value_that_reached_it(
 def test_stable_scores_stop() -> None:
     decision = decide(max_change=0.01)
     assert decision.stop
-    assert decision.reason == REASON_SCORES_STABLE
+    assert decision.reason == Reason.SCORES_STABLE
     assert "0.0100" in decision.message
     assert "0.025" in decision.message
     assert "100 results" in decision.message
@@ -98,18 +92,18 @@ def test_stability_needs_the_minimum_number_of_results() -> None:
     early = decide(results=11, submitted=20, max_change=0.0)
     assert not early.stop
     assert "from 12 results" in early.message
-    assert decide(results=12, submitted=20, max_change=0.0).reason == REASON_SCORES_STABLE
+    assert decide(results=12, submitted=20, max_change=0.0).reason == Reason.SCORES_STABLE
 
 
 def test_exhausted_budget_stops() -> None:
     decision = decide(submitted=400)
     assert decision.stop
-    assert decision.reason == REASON_BUDGET_EXHAUSTED
+    assert decision.reason == Reason.BUDGET_EXHAUSTED
     assert "400" in decision.message
 
 
 def test_budget_overrun_by_retries_still_stops() -> None:
-    assert decide(submitted=405).reason == REASON_BUDGET_EXHAUSTED
+    assert decide(submitted=405).reason == Reason.BUDGET_EXHAUSTED
 
 
 def test_one_comparison_left_in_the_budget_continues() -> None:
@@ -118,14 +112,14 @@ def test_one_comparison_left_in_the_budget_continues() -> None:
 
 def test_zero_budget_stops_before_anything_is_submitted() -> None:
     decision = decide(results=0, submitted=0, max_total=0, max_change=None, reliability=None)
-    assert decision.reason == REASON_BUDGET_EXHAUSTED
+    assert decision.reason == Reason.BUDGET_EXHAUSTED
 
 
 @pytest.mark.parametrize("pairs_available", [0, -3])
 def test_no_pairs_left_stops(pairs_available: int) -> None:
     decision = decide(pairs_available=pairs_available)
     assert decision.stop
-    assert decision.reason == REASON_ALL_PAIRS_COMPARED
+    assert decision.reason == Reason.ALL_PAIRS_COMPARED
     assert "20 essays" in decision.message
 
 
@@ -134,21 +128,21 @@ def test_no_pairs_left_stops(pairs_available: int) -> None:
 
 def test_insufficient_essays_comes_first() -> None:
     decision = decide(n_items=1, max_change=0.0, reliability=0.95, submitted=400)
-    assert decision.reason == REASON_INSUFFICIENT_ESSAYS
+    assert decision.reason == Reason.INSUFFICIENT_ESSAYS
 
 
 def test_reliability_comes_before_stability_and_budget() -> None:
     decision = decide(reliability=0.95, max_change=0.0, submitted=400, pairs_available=0)
-    assert decision.reason == REASON_RELIABILITY_REACHED
+    assert decision.reason == Reason.RELIABILITY_REACHED
 
 
 def test_stability_comes_before_budget_and_pairs() -> None:
     decision = decide(max_change=0.0, submitted=400, pairs_available=0)
-    assert decision.reason == REASON_SCORES_STABLE
+    assert decision.reason == Reason.SCORES_STABLE
 
 
 def test_budget_comes_before_pairs() -> None:
-    assert decide(submitted=400, pairs_available=0).reason == REASON_BUDGET_EXHAUSTED
+    assert decide(submitted=400, pairs_available=0).reason == Reason.BUDGET_EXHAUSTED
 
 
 # --- bad input ------------------------------------------------------------------------------

@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from typing import Any
 
 import pytest
+from scipy.stats import spearmanr
+
 from cj_workers.providers.base import JudgeCall, JudgeError
 from cj_workers.providers.mock import MockJudge, parse_directives
 from cj_workers.providers.offline import (
@@ -19,10 +21,8 @@ from cj_workers.providers.offline import (
     offline_verdict,
 )
 from cj_workers.providers.simulated import SimulatedJudge, p_a_wins
-from common_core.metadata_keys import ESSAY_A_METADATA, ESSAY_B_METADATA, TRUE_SCORE
-from scipy.stats import spearmanr
-
 from common_core import EssayComparisonWinner, LLMErrorCode, LLMProviderType
+from common_core.metadata_keys import ESSAY_A_METADATA, ESSAY_B_METADATA, TRUE_SCORE
 from tests.support.ellipse import require_ellipse
 
 # Written for these tests (not from any corpus).

@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-from cj_workers.manifest import BUILTIN_MODELS, ModelManifest
 
+from cj_workers.manifest import BUILTIN_MODELS, ModelManifest
 from common_core import LLMProviderType
 
 

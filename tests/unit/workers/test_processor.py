@@ -7,15 +7,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry
+
 from cj_workers.manifest import ModelManifest
 from cj_workers.metrics import WorkerMetrics
 from cj_workers.providers.base import JudgeAnswer, JudgeCall, JudgeError
 from cj_workers.ratelimit import Reservation
 from cj_workers.settings import RateLimit, WorkerSettings
 from cj_workers.worker.processor import RequestProcessor
-from common_core.metadata_keys import BATCH_ID
-from prometheus_client import CollectorRegistry
-
 from common_core import (
     EssayComparisonWinner,
     LLMComparisonRequest,
@@ -24,6 +23,7 @@ from common_core import (
     LLMProviderType,
     QueuedRequest,
 )
+from common_core.metadata_keys import BATCH_ID
 
 Script = list[JudgeAnswer | JudgeError]
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+
 from cj_workers.providers.answer import parse_answer, parse_answer_text
 from cj_workers.providers.base import JudgeError
 from cj_workers.providers.prompt import ANSWER_JSON_SCHEMA, build_user_message, estimate_tokens
-
 from common_core import EssayComparisonWinner, LLMErrorCode
 
 

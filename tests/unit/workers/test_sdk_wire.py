@@ -15,6 +15,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry
+
 from cj_workers.manifest import ModelManifest
 from cj_workers.metrics import WorkerMetrics
 from cj_workers.providers.anthropic_judge import AnthropicJudge
@@ -24,8 +26,6 @@ from cj_workers.providers.prompt import COMPARISON_TOOL_NAME
 from cj_workers.ratelimit import Reservation
 from cj_workers.settings import WorkerSettings
 from cj_workers.worker.processor import RequestProcessor
-from prometheus_client import CollectorRegistry
-
 from common_core import (
     EssayComparisonWinner,
     LLMComparisonRequest,

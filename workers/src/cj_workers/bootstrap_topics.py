@@ -12,8 +12,8 @@ import sys
 
 import structlog
 
-from cj_workers.kafka_io import ensure_topics
-from cj_workers.logs import configure_logging
+from cj_plumbing.kafka_admin import ensure_topics
+from cj_plumbing.logs import configure_logging
 from cj_workers.settings import TopicBootstrapSettings, _Common
 
 log = structlog.get_logger(__name__)
@@ -24,7 +24,7 @@ async def bootstrap(settings: _Common) -> dict[str, str]:
 
     Raises what `ensure_topics` raises (RuntimeError, TimeoutError, Kafka errors).
     """
-    outcome = await ensure_topics(
+    created = await ensure_topics(
         settings.kafka_bootstrap_servers,
         settings.kafka_topics,
         partitions=settings.kafka_topic_partitions,
@@ -32,6 +32,10 @@ async def bootstrap(settings: _Common) -> dict[str, str]:
         min_insync_replicas=settings.kafka_topic_min_insync_replicas,
         timeout_s=settings.kafka_bootstrap_timeout_seconds,
     )
+    outcome = {
+        topic: "created" if topic in created else "exists"
+        for topic in dict.fromkeys(settings.kafka_topics)
+    }
     for topic, state in outcome.items():
         log.info("topic ready", topic=topic, state=state)
     return outcome

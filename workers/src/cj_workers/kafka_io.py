@@ -1,18 +1,14 @@
-"""Kafka: the idempotent result producer, and the topic bootstrap."""
+"""Kafka: the idempotent result producer (topic creation is in `cj_plumbing.kafka_admin`)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
 from typing import Protocol
 
 import structlog
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 log = structlog.get_logger(__name__)
-
-_TOPIC_ALREADY_EXISTS = 36
 
 
 class PublishError(Exception):
@@ -104,10 +100,6 @@ class KafkaPublisher:
             return False
         return topic not in metadata.topics()
 
-    async def healthy(self) -> bool:
-        """True when the producer is started (Kafka answered at least once)."""
-        return self._producer is not None
-
     async def close(self) -> None:
         """Flush pending sends and stop."""
         if self._producer is not None:
@@ -120,66 +112,3 @@ async def _quiet_stop(producer: AIOKafkaProducer) -> None:
         await asyncio.wait_for(producer.stop(), 10)
     except Exception as exc:
         log.debug("producer stop failed", error=repr(exc))
-
-
-async def ensure_topics(
-    bootstrap_servers: str,
-    topics: Sequence[str],
-    *,
-    partitions: int,
-    replication_factor: int,
-    min_insync_replicas: int | None = None,
-    timeout_s: float = 30.0,
-) -> dict[str, str]:
-    """Create the missing `topics`; returns topic -> "created" or "exists".
-
-    Idempotent (a concurrent creation counts as "exists"). Raises `RuntimeError` naming the
-    topic and Kafka's error when a creation fails, `TimeoutError` when Kafka does not answer
-    within `timeout_s`.
-    """
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap_servers, request_timeout_ms=int(timeout_s * 1000)
-    )
-    try:
-        async with asyncio.timeout(timeout_s):
-            await admin.start()
-            existing = set(await admin.list_topics())
-            outcome = {t: "exists" for t in topics if t in existing}
-            missing = [t for t in topics if t not in existing]
-            if missing:
-                configs = (
-                    {"min.insync.replicas": str(min_insync_replicas)} if min_insync_replicas else {}
-                )
-                response = await admin.create_topics(
-                    [
-                        NewTopic(t, partitions, replication_factor, topic_configs=configs)
-                        for t in missing
-                    ]
-                )
-                for topic_error in response.topic_errors:
-                    name, code = topic_error[0], topic_error[1]
-                    message = topic_error[2] if len(topic_error) > 2 else ""
-                    if code == 0:
-                        outcome[name] = "created"
-                    elif code == _TOPIC_ALREADY_EXISTS:
-                        outcome[name] = "exists"
-                    else:
-                        raise RuntimeError(
-                            f"cannot create topic {name!r}: Kafka error {code} {message}"
-                        )
-            return outcome
-    finally:
-        await admin.close()
-
-
-async def list_topics(bootstrap_servers: str, timeout_s: float) -> set[str]:
-    """The broker's topic names. Raises TimeoutError / Kafka errors when unreachable."""
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap_servers, request_timeout_ms=int(timeout_s * 1000)
-    )
-    try:
-        async with asyncio.timeout(timeout_s):
-            await admin.start()
-            return set(await admin.list_topics())
-    finally:
-        await admin.close()

@@ -250,11 +250,6 @@ class RequestQueue:
         members = await self._redis.zrangebyscore(self.keys.cancelled, time.time(), "+inf")
         return {m.decode() if isinstance(m, bytes) else str(m) for m in members}
 
-    async def is_cancelled(self, batch_id: str) -> bool:
-        """True while a cancellation mark for `batch_id` has not expired."""
-        expiry = await self._redis.zscore(self.keys.cancelled, batch_id)
-        return expiry is not None and float(expiry) > time.time()
-
 
 def _entry(stream: str | bytes, entry_id: str | bytes, fields: dict[bytes, bytes]) -> StreamEntry:
     name = stream.decode() if isinstance(stream, bytes) else stream

@@ -5,8 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from common_core.metadata_keys import BATCH_ID
-
 from cj_workers.providers.base import JudgeAnswer
 from common_core import (
     ErrorDetail,
@@ -18,6 +16,7 @@ from common_core import (
     QueuedRequest,
     TokenUsage,
 )
+from common_core.metadata_keys import BATCH_ID
 
 
 def truncate(text: str, limit: int) -> str:

@@ -32,6 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from cj_operator.spec import CJBatchSpec
 from common_core import BatchStateEnum
 
 NAMING = {
@@ -124,6 +125,10 @@ class Batch(Base):
 
     # SQLAlchemy reads this declarative class attribute (mapper configuration).
     __mapper_args__ = {"version_id_col": version}  # noqa: RUF012
+
+    def parsed_spec(self) -> CJBatchSpec:
+        """The spec stored with the batch, validated again (raises pydantic.ValidationError)."""
+        return CJBatchSpec.model_validate(self.spec)
 
 
 class Essay(Base):

@@ -10,22 +10,13 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from cj_operator.lifecycle.reasons import Reason
+
 __all__ = [
-    "REASON_ALL_PAIRS_COMPARED",
-    "REASON_BUDGET_EXHAUSTED",
-    "REASON_INSUFFICIENT_ESSAYS",
-    "REASON_RELIABILITY_REACHED",
-    "REASON_SCORES_STABLE",
     "StopDecision",
     "decide_stop",
     "max_score_change",
 ]
-
-REASON_INSUFFICIENT_ESSAYS = "InsufficientEssays"
-REASON_RELIABILITY_REACHED = "ReliabilityReached"
-REASON_SCORES_STABLE = "ScoresStable"
-REASON_BUDGET_EXHAUSTED = "BudgetExhausted"
-REASON_ALL_PAIRS_COMPARED = "AllPairsCompared"
 
 
 @dataclass(frozen=True)
@@ -34,14 +25,13 @@ class StopDecision:
 
     Attributes:
         stop: True when no more comparisons should be submitted.
-        reason: CamelCase reason for a metav1 condition (one of the ``REASON_*`` constants)
-            when stopping; "" when not stopping.
+        reason: why it stops (a :class:`Reason`); None when not stopping.
         message: one sentence for a person, with the numbers that decided it (also when not
             stopping: what the batch is waiting for).
     """
 
     stop: bool
-    reason: str
+    reason: Reason | None
     message: str
 
 
@@ -138,7 +128,7 @@ def decide_stop(
     if n_items < 2:
         return StopDecision(
             True,
-            REASON_INSUFFICIENT_ESSAYS,
+            Reason.INSUFFICIENT_ESSAYS,
             f"The batch has {n_items} essay{'s' if n_items != 1 else ''}; "
             "at least 2 are needed to compare.",
         )
@@ -149,7 +139,7 @@ def decide_stop(
     ):
         return StopDecision(
             True,
-            REASON_RELIABILITY_REACHED,
+            Reason.RELIABILITY_REACHED,
             f"Scale separation reliability {reliability:.3f} reached the target "
             f"{reliability_target:.3f} after {results} results.",
         )
@@ -157,25 +147,25 @@ def decide_stop(
     if max_change is not None and stable_enough and max_change < stability_threshold:
         return StopDecision(
             True,
-            REASON_SCORES_STABLE,
+            Reason.SCORES_STABLE,
             f"The largest score change between the last two fits, {max_change:.4f}, is below "
             f"the stability threshold {stability_threshold:g} after {results} results.",
         )
     if submitted >= max_total:
         return StopDecision(
             True,
-            REASON_BUDGET_EXHAUSTED,
+            Reason.BUDGET_EXHAUSTED,
             f"{submitted} comparisons submitted of a budget of {max_total}.",
         )
     if pairs_available <= 0:
         return StopDecision(
             True,
-            REASON_ALL_PAIRS_COMPARED,
+            Reason.ALL_PAIRS_COMPARED,
             f"Every pair the pairing policy allows among {n_items} essays has been compared.",
         )
     return StopDecision(
         False,
-        "",
+        None,
         _continue_message(
             results,
             submitted,

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from cj_operator.lifecycle.reasons import Reason
 from cj_operator.status.conditions import DesiredCondition, merge_conditions
 from cj_operator.status.model import (
     CJBatchStatus,
@@ -93,7 +94,7 @@ def desired_conditions(snapshot: BatchSnapshot) -> list[DesiredCondition]:
         succeeded = DesiredCondition("Succeeded", status, s.reason or s.state.title(), s.message)
     else:
         succeeded = DesiredCondition(
-            "Succeeded", "Unknown", "InProgress", "The batch has not finished."
+            "Succeeded", "Unknown", Reason.IN_PROGRESS, "The batch has not finished."
         )
 
     answered = f"{s.completed} of {s.submitted} comparisons answered with a winner"
@@ -103,11 +104,14 @@ def desired_conditions(snapshot: BatchSnapshot) -> list[DesiredCondition]:
         )
     elif s.suspended:
         progressing = DesiredCondition(
-            "Progressing", "False", "Suspended", f"Suspended in round {s.round}: {answered}."
+            "Progressing", "False", Reason.SUSPENDED, f"Suspended in round {s.round}: {answered}."
         )
     elif not s.essays_loaded:
         progressing = DesiredCondition(
-            "Progressing", "False", s.reason or "LoadingEssays", s.message or "Loading essays."
+            "Progressing",
+            "False",
+            s.reason or Reason.LOADING_ESSAYS,
+            s.message or "Loading essays.",
         )
     else:
         progressing = DesiredCondition(
@@ -118,23 +122,25 @@ def desired_conditions(snapshot: BatchSnapshot) -> list[DesiredCondition]:
         suspended = DesiredCondition(
             "Suspended",
             "True",
-            "SuspendRequested",
+            Reason.SUSPEND_REQUESTED,
             "spec.suspend is true: no new comparisons are submitted.",
         )
     else:
-        suspended = DesiredCondition("Suspended", "False", "NotSuspended", "")
+        suspended = DesiredCondition("Suspended", "False", Reason.NOT_SUSPENDED, "")
 
     if s.essays_loaded:
         loaded = DesiredCondition(
-            "EssaysLoaded", "True", "EssaysStored", f"{s.essays} essays stored."
+            "EssaysLoaded", "True", Reason.ESSAYS_STORED, f"{s.essays} essays stored."
         )
     elif s.state == BatchStateEnum.FAILED:
-        loaded = DesiredCondition("EssaysLoaded", "False", s.reason or "InvalidEssays", s.message)
+        loaded = DesiredCondition(
+            "EssaysLoaded", "False", s.reason or Reason.INVALID_ESSAYS, s.message
+        )
     else:
         loaded = DesiredCondition(
             "EssaysLoaded",
             "Unknown" if not s.reason else "False",
-            s.reason or "Loading",
+            s.reason or Reason.LOADING,
             s.message or "Reading the essays.",
         )
     return [succeeded, progressing, suspended, loaded]

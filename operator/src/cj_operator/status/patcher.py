@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 
 import structlog
 
-from cj_operator.db import repository as repo
+from cj_operator.db import reads
 from cj_operator.db.session import Database
 from cj_operator.k8s_io import BatchRef, KubeApi
 from cj_operator.metrics import OperatorMetrics
@@ -127,7 +127,7 @@ class StatusPatcher:
         started = time.perf_counter()
         callback_time = self._callback_times.pop(uid, None)
         try:
-            snap = await repo.snapshot(self._db, uid)
+            snap = await reads.snapshot(self._db, uid)
             if snap is None:
                 self._forget(uid)
                 return

@@ -12,10 +12,9 @@ import random
 from collections.abc import Mapping
 from typing import Any
 
-from common_core.metadata_keys import ESSAY_A_METADATA, ESSAY_B_METADATA, TRUE_SCORE
-
 from cj_workers.providers.base import JudgeAnswer, JudgeCall, JudgeError
 from common_core import EssayComparisonWinner, LLMErrorCode
+from common_core.metadata_keys import ESSAY_A_METADATA, ESSAY_B_METADATA, TRUE_SCORE
 
 
 def true_score(metadata: Mapping[str, Any], essay_key: str) -> float:

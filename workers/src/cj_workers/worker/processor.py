@@ -18,17 +18,18 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import structlog
-from common_core.metadata_keys import BATCH_ID
 
+from cj_plumbing.backoff import exponential_backoff
+from cj_plumbing.breaker import CircuitBreaker
 from cj_workers.manifest import ModelManifest
 from cj_workers.metrics import WorkerMetrics
 from cj_workers.providers.base import Judge, JudgeAnswer, JudgeCall, JudgeError
 from cj_workers.providers.prompt import DEFAULT_SYSTEM_PROMPT, build_user_message, estimate_tokens
 from cj_workers.ratelimit import Reservation
-from cj_workers.resilience import CircuitBreaker, backoff_seconds
 from cj_workers.results import error_result, success_result
 from cj_workers.settings import WorkerSettings
 from common_core import LLMComparisonResultV1, LLMErrorCode, LLMProviderType, QueuedRequest
+from common_core.metadata_keys import BATCH_ID
 
 log = structlog.get_logger(__name__)
 
@@ -262,8 +263,11 @@ class RequestProcessor:
             delay = (
                 last.retry_after
                 if last.retry_after is not None
-                else backoff_seconds(
-                    attempt, self._s.retry_base_seconds, self._s.retry_max_seconds, self._rng
+                else exponential_backoff(
+                    attempt,
+                    base=self._s.retry_base_seconds,
+                    cap=self._s.retry_max_seconds,
+                    rng=self._rng,
                 )
             )
             self._metrics.retries.labels(call.provider.value, last.code.value).inc()

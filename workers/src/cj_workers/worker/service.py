@@ -21,15 +21,15 @@ from collections.abc import Iterator
 import redis.asyncio as aioredis
 import structlog
 import uvicorn
-from common_core.metadata_keys import BATCH_ID
 from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from pydantic import ValidationError
 
+from cj_plumbing.backoff import exponential_backoff
+from cj_plumbing.logs import configure_logging
 from cj_workers.bootstrap_topics import bootstrap_at_start
 from cj_workers.kafka_io import KafkaPublisher, Publisher, PublishError
 from cj_workers.keys import PRIORITY_ORDER, RedisKeys
-from cj_workers.logs import configure_logging
 from cj_workers.manifest import ModelManifest
 from cj_workers.metrics import WorkerMetrics
 from cj_workers.providers.base import Judge
@@ -40,6 +40,7 @@ from cj_workers.results import envelope
 from cj_workers.settings import WorkerSettings
 from cj_workers.worker.processor import RequestProcessor
 from common_core import LLMProviderType, QueuedRequest
+from common_core.metadata_keys import BATCH_ID
 
 log = structlog.get_logger(__name__)
 
@@ -217,7 +218,13 @@ class WorkerService:
                         ) from exc
                 else:
                     self.publish_ok.clear()
-                delay = min(self.s.publish_backoff_max_seconds, 0.2 * 2 ** min(attempt, 10))
+                # 0.4 s, 0.8 s, ... doubling for the first 10 failures, at most the maximum.
+                delay = exponential_backoff(
+                    min(attempt, 10),
+                    base=0.4,
+                    cap=self.s.publish_backoff_max_seconds,
+                    jitter=False,
+                )
                 log.warning(
                     "publish failed; entry stays pending, retrying",
                     topic=topic,

@@ -1,22 +1,10 @@
-"""Retry backoff and the per-provider circuit breaker (pure, in-process)."""
+"""A circuit breaker for calls to one remote service (pure, in-process, one event loop)."""
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Callable
 from enum import StrEnum
-
-
-def backoff_seconds(attempt: int, base: float, cap: float, rng: random.Random) -> float:
-    """Seconds before retry `attempt` (1 = first): uniform in [0, min(cap, base * 2**(a-1))].
-
-    "Full jitter" from M. Brooker, "Exponential Backoff And Jitter", AWS Architecture Blog
-    (2015): spreads retries of many workers so they do not hit the provider together.
-    """
-    if attempt < 1:
-        raise ValueError(f"attempt counts from 1, got {attempt}")
-    return rng.uniform(0.0, min(cap, base * 2 ** (attempt - 1)))
 
 
 class BreakerState(StrEnum):
@@ -28,10 +16,12 @@ class BreakerState(StrEnum):
 
 
 class CircuitBreaker:
-    """Opens after `threshold` consecutive provider faults; after `reset_seconds` lets one
-    trial call through (half-open): its success closes the circuit, its failure re-opens it.
+    """Closed -> open after `threshold` consecutive faults -> half-open after `reset_seconds`,
+    when one trial call goes through: its success closes the circuit, its failure re-opens it.
 
-    `clock` returns seconds (monotonic); tests pass a fake.
+    The caller asks `try_acquire()` before each call, then reports the call's verdict with
+    `record_success()` / `record_failure()`, or `release()` when the call never reached the
+    service. `clock` gives monotonic seconds (tests pass a fake).
     """
 
     def __init__(
@@ -56,33 +46,43 @@ class CircuitBreaker:
             return BreakerState.HALF_OPEN
         return BreakerState.OPEN
 
-    def try_acquire(self) -> float | None:
-        """None when a call may go ahead, else the seconds until the circuit may let one through.
+    @property
+    def is_open(self) -> bool:
+        """True unless the circuit is closed (half-open, with or without its trial, counts)."""
+        return self._opened_at is not None
 
-        In half-open state only one caller at a time gets through (the trial).
+    def try_acquire(self) -> float | None:
+        """None when a call may go ahead, else seconds until the circuit may let one through.
+
+        In half-open state only one caller at a time gets through (the trial); the others get
+        `reset_seconds`, the longest the circuit stays open should the trial fail.
         """
         state = self.state
         if state is BreakerState.CLOSED:
             return None
         assert self._opened_at is not None
-        if state is BreakerState.HALF_OPEN and not self._trial_running:
-            self._trial_running = True
-            return None
+        if state is BreakerState.HALF_OPEN:
+            if not self._trial_running:
+                self._trial_running = True
+                return None
+            return self._reset
         return max(0.0, self._opened_at + self._reset - self._clock())
 
     def record_success(self) -> None:
-        """A call succeeded (or failed for a reason that is not the provider's fault)."""
+        """A call got an answer from the service (or failed through no fault of the
+        service's): close the circuit and reset the fault count."""
         self._failures = 0
         self._opened_at = None
         self._trial_running = False
 
     def record_failure(self) -> None:
-        """A call failed through the provider's fault (5xx, timeout, connection)."""
+        """A call failed through the service's fault (5xx, timeout, connection): count it,
+        and open the circuit (again) at the threshold or when it was the trial."""
         self._failures += 1
         if self._trial_running or self._failures >= self._threshold:
             self._opened_at = self._clock()
         self._trial_running = False
 
     def release(self) -> None:
-        """A call that acquired the breaker ended without a verdict on the provider."""
+        """A call that acquired the breaker ended without a verdict on the service."""
         self._trial_running = False

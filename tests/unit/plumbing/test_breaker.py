@@ -1,21 +1,10 @@
-"""Backoff and the circuit breaker."""
+"""The circuit breaker the operator's provider client and the workers' provider calls share."""
 
 from __future__ import annotations
 
-import random
-
 import pytest
-from cj_workers.resilience import BreakerState, CircuitBreaker, backoff_seconds
 
-
-def test_backoff_is_full_jitter_under_an_exponential_cap() -> None:
-    rng = random.Random(1)
-    for attempt, ceiling in [(1, 0.5), (2, 1.0), (3, 2.0), (10, 5.0)]:
-        samples = [backoff_seconds(attempt, 0.5, 5.0, rng) for _ in range(200)]
-        assert all(0 <= s <= ceiling for s in samples)
-        assert max(samples) > ceiling * 0.8
-    with pytest.raises(ValueError, match="from 1"):
-        backoff_seconds(0, 1, 1, rng)
+from cj_plumbing.breaker import BreakerState, CircuitBreaker
 
 
 def state(breaker: CircuitBreaker) -> BreakerState:
@@ -24,8 +13,8 @@ def state(breaker: CircuitBreaker) -> BreakerState:
 
 
 class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
+    def __init__(self, now: float = 0.0) -> None:
+        self.now = now
 
     def __call__(self) -> float:
         return self.now
@@ -60,3 +49,28 @@ def test_a_success_resets_the_failure_count() -> None:
     breaker.record_success()
     breaker.record_failure()
     assert state(breaker) is BreakerState.CLOSED
+
+
+def test_breaker_closes_after_a_successful_trial() -> None:
+    clock = FakeClock(100.0)
+    breaker = CircuitBreaker(1, 10.0, clock)
+    breaker.record_failure()
+    assert breaker.try_acquire() == 10.0
+    clock.now += 10
+    assert breaker.try_acquire() is None
+    assert breaker.try_acquire() is not None
+    breaker.record_success()
+    assert not breaker.is_open
+    assert breaker.try_acquire() is None
+
+
+def test_a_released_trial_lets_the_next_caller_try() -> None:
+    clock = FakeClock()
+    breaker = CircuitBreaker(1, 5.0, clock)
+    breaker.record_failure()
+    clock.now = 5
+    assert breaker.try_acquire() is None
+    assert breaker.try_acquire() == 5.0  # while the trial runs: the reset time
+    breaker.release()  # the trial never reached the service
+    assert breaker.is_open
+    assert breaker.try_acquire() is None

@@ -1,0 +1,117 @@
+"""Recording the judges' answers: one poll of callback events into the pairs and batches.
+
+Transactions: :meth:`PostgresCallbackStore.record` is ONE transaction per call (one Kafka
+poll); it opens and commits it. Batches are locked in uid order, then the named pairs in id
+order (the order `cj_operator.db.rounds` uses too, so nothing deadlocks). Recording is
+idempotent on `correlation_id`: a duplicate changes nothing and is counted as a duplicate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import select
+
+from cj_operator.accounting import OVERDUE_ERROR_CODE, OpenPair, PollPlan, plan_poll
+from cj_operator.clock import utcnow
+from cj_operator.db.models import Batch, ComparisonPair, PairStatus
+from cj_operator.db.rounds import OPEN_STATUSES
+from cj_operator.db.session import Database
+from common_core import LLMComparisonResultV1
+
+
+class PostgresCallbackStore:
+    """The callback consumer's `CallbackStore` on the operator's PostgreSQL tables."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def record(self, results: Sequence[LLMComparisonResultV1]) -> PollPlan:
+        """Record one poll's results in one transaction; each batch's counters change once.
+
+        Returns the plan (what was recorded, per-batch deltas and outcome counts).
+        """
+        if not results:
+            return PollPlan()
+        cids = list({r.correlation_id for r in results})
+        now = utcnow()
+        async with self._db.sessions.begin() as session:
+            uids = sorted(
+                set(
+                    (
+                        await session.execute(
+                            select(ComparisonPair.batch_uid).where(
+                                ComparisonPair.correlation_id.in_(cids)
+                            )
+                        )
+                    ).scalars()
+                )
+            )
+            batches = {
+                b.uid: b
+                for b in (
+                    await session.execute(
+                        select(Batch)
+                        .where(Batch.uid.in_(uids))
+                        .order_by(Batch.uid)
+                        .with_for_update()
+                    )
+                ).scalars()
+            }
+            rows = (
+                (
+                    await session.execute(
+                        select(ComparisonPair)
+                        .where(ComparisonPair.correlation_id.in_(cids))
+                        .order_by(ComparisonPair.id)
+                        .with_for_update()
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            by_pair_id = {row.id: row for row in rows}
+            views = {
+                row.correlation_id: OpenPair(
+                    pair_id=row.id,
+                    batch_uid=row.batch_uid,
+                    open=row.status in OPEN_STATUSES,
+                    closed_by_operator=row.error_code == OVERDUE_ERROR_CODE,
+                    attempt=row.attempt,
+                    max_retries=batches[row.batch_uid].max_retries,
+                    batch_finished=batches[row.batch_uid].state.is_terminal
+                    or batches[row.batch_uid].deleted_at is not None,
+                )
+                for row in rows
+            }
+            plan = plan_poll(results, views)
+            for change in plan.updates:
+                row = by_pair_id[change.pair_id]
+                result = change.result
+                row.status = PairStatus.SUCCEEDED if change.success else PairStatus.FAILED
+                row.needs_retry = change.needs_retry
+                row.completed_at = now
+                row.winner = result.winner.value if result.winner else None
+                row.confidence = result.confidence
+                row.justification = result.justification
+                if result.error_detail is not None:
+                    row.error_code = result.error_detail.error_code.value
+                    row.error_message = result.error_detail.message
+                row.provider = result.provider.value
+                row.model = result.model
+                row.prompt_tokens = result.token_usage.prompt_tokens
+                row.completion_tokens = result.token_usage.completion_tokens
+                row.total_tokens = result.token_usage.total_tokens
+                row.cost_usd = result.cost_estimate
+                row.latency_ms = result.response_time_ms
+            for uid, delta in plan.deltas.items():
+                batch = batches[uid]
+                batch.completed += delta.completed
+                batch.failed += delta.failed
+                batch.cost_usd += delta.cost_usd
+                batch.prompt_tokens += delta.prompt_tokens
+                batch.completion_tokens += delta.completion_tokens
+                batch.total_tokens += delta.total_tokens
+                if delta.provider is not None:
+                    batch.provider, batch.model = delta.provider, delta.model
+        return plan

@@ -1,0 +1,303 @@
+"""What the operator reads without changing anything: snapshots for the status, result rows,
+the completion event's view, the monitor's queries and the engine's send context.
+
+Transactions: each function here opens its OWN short read-only session (takes the
+`Database`), writes nothing and locks nothing; a caller that needs a consistent view under the
+batch lock uses the functions of `cj_operator.db.rounds` inside its transaction instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.orm import aliased
+
+from cj_operator.clock import utcnow
+from cj_operator.comparison_requests import EssayRecord, PairToSend
+from cj_operator.db.models import Batch, ComparisonPair, Essay, PairStatus, Score
+from cj_operator.db.session import Database
+from cj_operator.lifecycle.reasons import Reason
+from cj_operator.results import FinishedBatch, ResultRow, results_config_map_name
+from cj_operator.spec import CJBatchSpec
+from cj_operator.status.build import BatchSnapshot
+from cj_operator.status.model import TOP_ESSAYS, TopEssay
+from common_core import BatchStateEnum
+
+RUNNING = (
+    BatchStateEnum.GENERATING_PAIRS,
+    BatchStateEnum.WAITING_CALLBACKS,
+    BatchStateEnum.SCORING,
+)
+"""States in which a batch has comparisons in flight or about to be."""
+_TIMING_OUT = (
+    BatchStateEnum.INITIALIZING,
+    BatchStateEnum.GENERATING_PAIRS,
+    BatchStateEnum.WAITING_CALLBACKS,
+)
+_TERMINAL = (BatchStateEnum.COMPLETED, BatchStateEnum.FAILED, BatchStateEnum.CANCELLED)
+
+
+# --- the monitor ----------------------------------------------------------------------------
+
+
+async def unfinished_batches(db: Database) -> list[str]:
+    """Uids of batches that are not finished and not deleted (INITIALIZING included)."""
+    async with db.sessions() as session:
+        rows = await session.execute(
+            select(Batch.uid).where(
+                Batch.state.in_((BatchStateEnum.INITIALIZING, *RUNNING)),
+                Batch.deleted_at.is_(None),
+            )
+        )
+        return list(rows.scalars())
+
+
+async def followups_due(db: Database) -> list[str]:
+    """Finished, not deleted batches whose results or completion event are still missing."""
+    async with db.sessions() as session:
+        rows = await session.execute(
+            select(Batch.uid).where(
+                Batch.state.in_(_TERMINAL),
+                or_(Batch.results_written_at.is_(None), Batch.completion_published_at.is_(None)),
+            )
+        )
+        return list(rows.scalars())
+
+
+async def past_deadline(db: Database, now: datetime) -> list[str]:
+    """Uids of batches not yet scoring or finished whose deadline is before `now`."""
+    async with db.sessions() as session:
+        rows = await session.execute(
+            select(Batch.uid).where(
+                Batch.deadline_at < now,
+                Batch.deleted_at.is_(None),
+                Batch.state.in_(_TIMING_OUT),
+            )
+        )
+        return list(rows.scalars())
+
+
+async def with_overdue_pairs(db: Database, cutoff: datetime) -> list[str]:
+    """Uids (sorted) of running batches with a SUBMITTED pair sent before `cutoff`."""
+    async with db.sessions() as session:
+        rows = await session.execute(
+            select(ComparisonPair.batch_uid)
+            .join(Batch, Batch.uid == ComparisonPair.batch_uid)
+            .where(
+                ComparisonPair.status == PairStatus.SUBMITTED,
+                ComparisonPair.submitted_at < cutoff,
+                Batch.state.in_(RUNNING),
+                Batch.deleted_at.is_(None),
+            )
+            .distinct()
+        )
+        return sorted(rows.scalars())
+
+
+async def count_by_state(db: Database) -> dict[BatchStateEnum, int]:
+    """Batches (not deleted) per state."""
+    async with db.sessions() as session:
+        rows = await session.execute(
+            select(Batch.state, func.count())
+            .where(Batch.deleted_at.is_(None))
+            .group_by(Batch.state)
+        )
+        return {state: int(n) for state, n in rows.all()}
+
+
+# --- the engine -----------------------------------------------------------------------------
+
+
+async def sendable_spec(db: Database, uid: str) -> CJBatchSpec | None:
+    """The spec of a batch that may submit now; None when unknown, suspended or finished."""
+    async with db.sessions() as session:
+        batch = await session.get(Batch, uid)
+        if batch is None or batch.suspended or batch.state.is_terminal:
+            return None
+        return batch.parsed_spec()
+
+
+async def pending_pairs(db: Database, uid: str, limit: int) -> list[PairToSend]:
+    """Up to `limit` PENDING pairs of a batch (not yet confirmed by the provider API), in id
+    order, with their essays."""
+    essay_a = aliased(Essay)
+    essay_b = aliased(Essay)
+    async with db.sessions() as session:
+        rows = (
+            await session.execute(
+                select(ComparisonPair, essay_a, essay_b)
+                .join(
+                    essay_a,
+                    and_(
+                        essay_a.batch_uid == ComparisonPair.batch_uid,
+                        essay_a.idx == ComparisonPair.essay_a_idx,
+                    ),
+                )
+                .join(
+                    essay_b,
+                    and_(
+                        essay_b.batch_uid == ComparisonPair.batch_uid,
+                        essay_b.idx == ComparisonPair.essay_b_idx,
+                    ),
+                )
+                .where(ComparisonPair.batch_uid == uid, ComparisonPair.status == PairStatus.PENDING)
+                .order_by(ComparisonPair.id)
+                .limit(limit)
+            )
+        ).all()
+    return [
+        PairToSend(
+            pair_id=pair.id,
+            correlation_id=pair.correlation_id,
+            round=pair.round,
+            attempt=pair.attempt,
+            essay_a=EssayRecord(a.idx, a.essay_id, a.text, dict(a.meta or {})),
+            essay_b=EssayRecord(b.idx, b.essay_id, b.text, dict(b.meta or {})),
+        )
+        for pair, a, b in rows
+    ]
+
+
+@dataclass(frozen=True)
+class FollowupsDue:
+    """What a finished batch still owes: the results ConfigMap and/or the completion event."""
+
+    results: bool
+    event: bool
+    deleted: bool
+
+
+async def followups_of(db: Database, uid: str) -> FollowupsDue | None:
+    """What a finished batch still owes; None when the batch is unknown."""
+    async with db.sessions() as session:
+        batch = await session.get(Batch, uid)
+        if batch is None:
+            return None
+        return FollowupsDue(
+            results=batch.results_written_at is None,
+            event=batch.completion_published_at is None,
+            deleted=batch.deleted_at is not None,
+        )
+
+
+async def batch_identity(db: Database, uid: str) -> tuple[str, str] | None:
+    """(namespace, name) of a batch; None when unknown."""
+    async with db.sessions() as session:
+        row = (
+            await session.execute(select(Batch.namespace, Batch.name).where(Batch.uid == uid))
+        ).first()
+        return None if row is None else (row[0], row[1])
+
+
+# --- results and status ---------------------------------------------------------------------
+
+
+async def result_rows(db: Database, uid: str) -> list[ResultRow]:
+    """Every essay of the batch with its latest score, rank, comparisons and wins."""
+    async with db.sessions() as session:
+        rows = (
+            await session.execute(
+                select(Essay, Score)
+                .outerjoin(
+                    Score, and_(Score.batch_uid == Essay.batch_uid, Score.essay_idx == Essay.idx)
+                )
+                .where(Essay.batch_uid == uid)
+                .order_by(Essay.idx)
+            )
+        ).all()
+    return [
+        ResultRow(
+            essay_id=essay.essay_id,
+            score=score.score if score else None,
+            standard_error=score.standard_error if score else None,
+            rank=score.rank if score else None,
+            comparisons=score.comparisons if score else 0,
+            wins=score.wins if score else 0,
+            metadata=dict(essay.meta or {}),
+        )
+        for essay, score in rows
+    ]
+
+
+async def finished_batch(db: Database, uid: str) -> FinishedBatch | None:
+    """The completion event's view of a finished batch; None when unknown or unfinished."""
+    async with db.sessions() as session:
+        batch = await session.get(Batch, uid)
+        if batch is None or not batch.state.is_terminal:
+            return None
+        spec = batch.parsed_spec()
+        now = utcnow()
+        return FinishedBatch(
+            uid=batch.uid,
+            namespace=batch.namespace,
+            name=batch.name,
+            state=batch.state,
+            reason=batch.reason,
+            essays=batch.essays_count,
+            submitted=batch.submitted,
+            completed=batch.completed,
+            failed=batch.failed,
+            rounds=batch.round,
+            reliability=batch.reliability,
+            provider=batch.provider or (spec.judge.provider or "default"),
+            model=batch.model or (spec.judge.model or "default"),
+            cost_usd=batch.cost_usd,
+            total_tokens=batch.total_tokens,
+            started_at=batch.started_at or batch.created_at or now,
+            finished_at=batch.finished_at or now,
+        )
+
+
+async def snapshot(db: Database, uid: str) -> BatchSnapshot | None:
+    """The batch as the status is built from it (top 10 of the latest fit included)."""
+    async with db.sessions() as session:
+        batch = await session.get(Batch, uid)
+        if batch is None:
+            return None
+        top = (
+            await session.execute(
+                select(Essay.essay_id, Score.score, Score.standard_error, Score.rank)
+                .join(Essay, and_(Essay.batch_uid == Score.batch_uid, Essay.idx == Score.essay_idx))
+                .where(Score.batch_uid == uid)
+                .order_by(Score.rank)
+                .limit(TOP_ESSAYS)
+            )
+        ).all()
+        finished_with_results = batch.results_written_at is not None
+        return BatchSnapshot(
+            uid=batch.uid,
+            name=batch.name,
+            namespace=batch.namespace,
+            state=batch.state,
+            suspended=batch.suspended,
+            generation=batch.generation,
+            essays=batch.essays_count,
+            essays_loaded=batch.essays_count > 0
+            or (
+                batch.state != BatchStateEnum.INITIALIZING and batch.reason != Reason.INVALID_ESSAYS
+            ),
+            budget=batch.budget,
+            round=batch.round,
+            submitted=batch.submitted,
+            completed=batch.completed,
+            failed=batch.failed,
+            cost_usd=batch.cost_usd,
+            prompt_tokens=batch.prompt_tokens,
+            completion_tokens=batch.completion_tokens,
+            total_tokens=batch.total_tokens,
+            reliability=batch.reliability,
+            max_score_change=batch.max_score_change,
+            reason=batch.reason,
+            message=batch.message,
+            started_at=batch.started_at,
+            finished_at=batch.finished_at,
+            results_config_map=(
+                results_config_map_name(batch.name) if finished_with_results else None
+            ),
+            top=tuple(
+                TopEssay(id=eid, score=s, standard_error=se, rank=r) for eid, s, se, r in top
+            ),
+            version=batch.version,
+        )

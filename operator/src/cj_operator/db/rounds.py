@@ -1,0 +1,335 @@
+"""The work of one engine step on a locked batch: rounds, retries, submissions, scores, finish.
+
+Transactions: every function here runs inside the CALLER's transaction, on a batch row the
+caller has locked with :func:`lock_batch` (`SELECT ... FOR UPDATE`); nothing here opens or
+commits one. Pair rows are locked after their batch, in id order, so the callback consumer,
+the engine and the monitor never deadlock. State changes go through
+`cj_operator.lifecycle.transitions.move`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cj_operator.accounting import OVERDUE_ERROR_CODE, should_retry
+from cj_operator.clock import utcnow
+from cj_operator.db.models import Batch, ComparisonPair, PairStatus, Score
+from cj_operator.lifecycle.reasons import Reason
+from cj_operator.lifecycle.transitions import move
+from cj_operator.scoring.bradley_terry import BradleyTerryFit
+from common_core import BatchStateEnum
+
+OPEN_STATUSES = (PairStatus.PENDING, PairStatus.SUBMITTED)
+"""Pair statuses without an answer yet."""
+ABANDONED_ERROR_CODE = "CJ_BATCH_FINISHED"
+"""`error_code` of a comparison still open when its batch finished (timeout, cancel)."""
+REFUSED_PREFIX = "refused: "
+"""Prefix of `error_message` for a comparison the provider API refused."""
+
+
+async def lock_batch(session: AsyncSession, uid: str) -> Batch | None:
+    """The batch row, locked until the transaction ends; None when unknown."""
+    result = await session.execute(select(Batch).where(Batch.uid == uid).with_for_update())
+    return result.scalar_one_or_none()
+
+
+def _awaiting_retry(uid: str) -> tuple[ColumnElement[bool], ...]:
+    return (
+        ComparisonPair.batch_uid == uid,
+        ComparisonPair.status == PairStatus.FAILED,
+        ComparisonPair.needs_retry.is_(True),
+        ComparisonPair.retried.is_(False),
+    )
+
+
+async def create_retries(session: AsyncSession, batch: Batch) -> int:
+    """New rows (attempt + 1, new correlation id) for failed pairs awaiting a retry.
+
+    Counts the new rows in `submitted`. Returns how many.
+    """
+    rows = (
+        (
+            await session.execute(
+                select(ComparisonPair)
+                .where(*_awaiting_retry(batch.uid))
+                .order_by(ComparisonPair.id)
+                .with_for_update()
+            )
+        )
+        .scalars()
+        .all()
+    )
+    for row in rows:
+        row.retried = True
+        session.add(
+            ComparisonPair(
+                batch_uid=batch.uid,
+                correlation_id=uuid.uuid4(),
+                round=row.round,
+                attempt=row.attempt + 1,
+                retry_of_id=row.id,
+                essay_a_idx=row.essay_a_idx,
+                essay_b_idx=row.essay_b_idx,
+                status=PairStatus.PENDING,
+            )
+        )
+    batch.submitted += len(rows)
+    return len(rows)
+
+
+async def drop_retries(session: AsyncSession, batch: Batch) -> int:
+    """Make awaiting retries final failures (no more submissions, e.g. cost limit reached)."""
+    result = await session.execute(
+        update(ComparisonPair).where(*_awaiting_retry(batch.uid)).values(needs_retry=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]  # CursorResult of an UPDATE
+
+
+async def count_open(session: AsyncSession, uid: str) -> int:
+    """Pairs of the batch without an answer (PENDING or SUBMITTED)."""
+    result = await session.execute(
+        select(func.count())
+        .select_from(ComparisonPair)
+        .where(ComparisonPair.batch_uid == uid, ComparisonPair.status.in_(OPEN_STATUSES))
+    )
+    return int(result.scalar_one())
+
+
+@dataclass(frozen=True)
+class PairLedger:
+    """A batch's comparisons as the round-end decision sees them.
+
+    `history`: (slot_a_idx, slot_b_idx) of every first attempt; `outcomes`: (winner_idx,
+    loser_idx) of every comparison with a winner; `final_failures`: failed with no retry left.
+    """
+
+    history: list[tuple[int, int]]
+    outcomes: list[tuple[int, int]]
+    final_failures: int
+
+
+async def pair_ledger(session: AsyncSession, uid: str) -> PairLedger:
+    """First attempts (history), winners (outcomes) and final failures of a batch."""
+    rows = (
+        await session.execute(
+            select(
+                ComparisonPair.essay_a_idx,
+                ComparisonPair.essay_b_idx,
+                ComparisonPair.attempt,
+                ComparisonPair.status,
+                ComparisonPair.winner,
+                ComparisonPair.needs_retry,
+            )
+            .where(ComparisonPair.batch_uid == uid)
+            .order_by(ComparisonPair.id)
+        )
+    ).all()
+    history: list[tuple[int, int]] = []
+    outcomes: list[tuple[int, int]] = []
+    final_failures = 0
+    for a, b, attempt, status, winner, needs_retry in rows:
+        if attempt == 1:
+            history.append((a, b))
+        if status == PairStatus.SUCCEEDED:
+            outcomes.append((a, b) if winner == "essay_a" else (b, a))
+        elif status == PairStatus.FAILED and not needs_retry:
+            final_failures += 1
+    return PairLedger(history, outcomes, final_failures)
+
+
+async def previous_scores(session: AsyncSession, uid: str, n_items: int) -> list[float] | None:
+    """The last fit's scores in essay order (logits); None before the first fit."""
+    rows = (
+        await session.execute(select(Score.essay_idx, Score.score).where(Score.batch_uid == uid))
+    ).all()
+    if len(rows) != n_items:
+        return None
+    scores = [0.0] * n_items
+    for idx, score in rows:
+        scores[idx] = score
+    return scores
+
+
+async def insert_round(
+    session: AsyncSession, batch: Batch, round_number: int, pairs: Iterable[tuple[int, int]]
+) -> int:
+    """Store a new round's pairs (PENDING, attempt 1), count them submitted; returns how many.
+
+    Moves the batch to WAITING_CALLBACKS (raises IllegalTransitionError from a state that
+    cannot plan a round).
+    """
+    rows = [
+        {
+            "batch_uid": batch.uid,
+            "correlation_id": uuid.uuid4(),
+            "round": round_number,
+            "attempt": 1,
+            "essay_a_idx": a,
+            "essay_b_idx": b,
+            "status": PairStatus.PENDING,
+            "needs_retry": False,
+            "retried": False,
+            "prompt_tokens": 0,
+            "completion_tokens": 0,
+            "total_tokens": 0,
+            "cost_usd": 0.0,
+        }
+        for a, b in pairs
+    ]
+    move(batch, BatchStateEnum.WAITING_CALLBACKS, reason=None, message="", now=utcnow())
+    if rows:
+        await session.execute(insert(ComparisonPair), rows)
+    batch.round = round_number
+    batch.submitted += len(rows)
+    return len(rows)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """The provider API refused one request of a bulk submission."""
+
+    pair_id: int
+    error_code: str
+    message: str
+
+
+async def record_submission(
+    session: AsyncSession, batch: Batch, queued: Sequence[int], refused: Sequence[Refusal]
+) -> int:
+    """Mark queued pairs SUBMITTED and refused ones FAILED (retry rule applied).
+
+    Only pairs still PENDING change (a callback may have answered one already). Returns
+    how many refused pairs await a retry.
+    """
+    now = utcnow()
+    if queued:
+        await session.execute(
+            update(ComparisonPair)
+            .where(ComparisonPair.id.in_(queued), ComparisonPair.status == PairStatus.PENDING)
+            .values(status=PairStatus.SUBMITTED, submitted_at=now)
+        )
+    if not refused:
+        return 0
+    by_id = {r.pair_id: r for r in refused}
+    rows = (
+        (
+            await session.execute(
+                select(ComparisonPair)
+                .where(
+                    ComparisonPair.id.in_(list(by_id)),
+                    ComparisonPair.status == PairStatus.PENDING,
+                )
+                .order_by(ComparisonPair.id)
+                .with_for_update()
+            )
+        )
+        .scalars()
+        .all()
+    )
+    retries = 0
+    for row in rows:
+        refusal = by_id[row.id]
+        row.status = PairStatus.FAILED
+        row.error_code = refusal.error_code
+        row.error_message = REFUSED_PREFIX + refusal.message
+        row.completed_at = now
+        row.needs_retry = should_retry(refusal.error_code, row.attempt, batch.max_retries)
+        retries += row.needs_retry
+    batch.failed += len(rows)
+    return retries
+
+
+async def close_overdue(session: AsyncSession, batch: Batch, cutoff: datetime) -> int:
+    """Close the batch's SUBMITTED pairs sent before `cutoff` as failed (OVERDUE; retry rule
+    applied); returns how many (counted in `failed`)."""
+    rows = (
+        (
+            await session.execute(
+                select(ComparisonPair)
+                .where(
+                    ComparisonPair.batch_uid == batch.uid,
+                    ComparisonPair.status == PairStatus.SUBMITTED,
+                    ComparisonPair.submitted_at < cutoff,
+                )
+                .order_by(ComparisonPair.id)
+                .with_for_update()
+            )
+        )
+        .scalars()
+        .all()
+    )
+    now = utcnow()
+    for row in rows:
+        row.status = PairStatus.FAILED
+        row.error_code = OVERDUE_ERROR_CODE
+        row.error_message = f"no callback by {cutoff.isoformat()}"
+        row.completed_at = now
+        row.needs_retry = should_retry(OVERDUE_ERROR_CODE, row.attempt, batch.max_retries)
+    batch.failed += len(rows)
+    return len(rows)
+
+
+async def write_scores(
+    session: AsyncSession, batch: Batch, fit: BradleyTerryFit, ledger: PairLedger
+) -> None:
+    """Replace the batch's scores with `fit` (ranks 1 = best, ties by essay order)."""
+    n = len(fit.scores)
+    comparisons = [0] * n
+    wins = [0] * n
+    for winner, loser in ledger.outcomes:
+        comparisons[winner] += 1
+        comparisons[loser] += 1
+        wins[winner] += 1
+    order = sorted(range(n), key=lambda i: (-fit.scores[i], i))
+    rank = {idx: position + 1 for position, idx in enumerate(order)}
+    await session.execute(delete(Score).where(Score.batch_uid == batch.uid))
+    await session.execute(
+        insert(Score),
+        [
+            {
+                "batch_uid": batch.uid,
+                "essay_idx": i,
+                "score": fit.scores[i],
+                "standard_error": fit.standard_errors[i],
+                "rank": rank[i],
+                "comparisons": comparisons[i],
+                "wins": wins[i],
+                "fitted_round": batch.round,
+            }
+            for i in range(n)
+        ],
+    )
+    batch.reliability = fit.reliability
+
+
+async def finish(
+    session: AsyncSession, batch: Batch, state: BatchStateEnum, reason: Reason, message: str
+) -> int:
+    """Move the batch to a terminal state; comparisons still open are closed as failed.
+
+    Returns how many open comparisons were closed (counted in `failed`). Raises
+    IllegalTransitionError when the batch is already finished.
+    """
+    now = utcnow()
+    move(batch, state, reason=reason, message=message, now=now)
+    result = await session.execute(
+        update(ComparisonPair)
+        .where(ComparisonPair.batch_uid == batch.uid, ComparisonPair.status.in_(OPEN_STATUSES))
+        .values(
+            status=PairStatus.FAILED,
+            error_code=ABANDONED_ERROR_CODE,
+            error_message=f"batch finished ({reason.value}) before an answer came",
+            needs_retry=False,
+            completed_at=now,
+        )
+    )
+    closed = int(result.rowcount)  # type: ignore[attr-defined]  # CursorResult of an UPDATE
+    batch.failed += closed
+    return closed

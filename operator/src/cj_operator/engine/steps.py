@@ -1,0 +1,195 @@
+"""The engine's steps on one batch, each one database transaction under the batch row lock.
+
+- :func:`decide`: retries (or dropping them once the cost limit is reached); when the round is
+  settled, fit Bradley-Terry, store the scores, then the next round's pairs or SCORING;
+- :func:`score`: SCORING -> COMPLETED or FAILED, with a final fit;
+- :func:`apply_timeout`: the batch's deadline passed: SCORING when enough succeeded, else FAILED.
+
+The decisions themselves are pure (`cj_operator.planning`); these functions read the state
+they need, apply the decision and say what is left to do outside the lock (`StepResult`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import structlog
+
+from cj_operator.clock import utcnow
+from cj_operator.db import rounds
+from cj_operator.db.session import Database
+from cj_operator.lifecycle.reasons import Reason
+from cj_operator.lifecycle.transitions import move
+from cj_operator.planning import NextRound, RoundState, Stop, decide_round_end, final_verdict
+from cj_operator.scoring.bradley_terry import BradleyTerryFit
+from cj_operator.scoring.stopping import max_score_change
+from common_core import BatchStateEnum
+
+log = structlog.get_logger("cj_operator.engine")
+
+Fitter = Callable[[int, list[tuple[int, int]]], Awaitable[BradleyTerryFit | None]]
+"""fit(n_items, outcomes) -> the Bradley-Terry fit, or None when there is nothing to fit."""
+
+
+@dataclass(frozen=True)
+class KubeEvent:
+    """A Kubernetes Event to post about the batch (`kind` Normal or Warning)."""
+
+    kind: str
+    reason: Reason
+    message: str
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """What a step's transaction left to do outside the lock.
+
+    `send`: PENDING pairs to submit; `scoring`: run :func:`score` next; `finished`: the
+    batch is terminal (write its follow-ups); `gone`: the batch is unknown or deleted.
+    """
+
+    send: bool = False
+    finished: bool = False
+    scoring: bool = False
+    gone: bool = False
+    event: KubeEvent | None = None
+
+
+async def decide(db: Database, uid: str, fit: Fitter) -> StepResult:
+    """One decision step of a running batch (module docstring)."""
+    async with db.sessions.begin() as session:
+        batch = await rounds.lock_batch(session, uid)
+        if batch is None or batch.deleted_at is not None:
+            return StepResult(gone=True)
+        if batch.state.is_terminal:
+            return StepResult(finished=True)
+        if batch.state == BatchStateEnum.INITIALIZING:
+            return StepResult()
+        if batch.state == BatchStateEnum.SCORING:
+            return StepResult(scoring=True)
+        if batch.suspended:
+            return StepResult()
+        cost_limited = batch.max_cost_usd is not None and batch.cost_usd >= batch.max_cost_usd
+        if cost_limited:
+            await rounds.drop_retries(session, batch)
+        else:
+            await rounds.create_retries(session, batch)
+        if await rounds.count_open(session, uid) > 0:
+            return StepResult(send=True)
+
+        spec = batch.parsed_spec()
+        ledger = await rounds.pair_ledger(session, uid)
+        previous = await rounds.previous_scores(session, uid, batch.essays_count)
+        fitted = await fit(batch.essays_count, ledger.outcomes)
+        if fitted is not None:
+            batch.max_score_change = max_score_change(previous, fitted.scores)
+            await rounds.write_scores(session, batch, fitted, ledger)
+        decision = decide_round_end(
+            RoundState(
+                n_items=batch.essays_count,
+                round=batch.round,
+                budget=batch.budget,
+                history=ledger.history,
+                outcomes=ledger.outcomes,
+                final_failures=ledger.final_failures,
+                previous_scores=previous,
+                fit=fitted,
+                cost_usd=batch.cost_usd,
+                max_cost_usd=batch.max_cost_usd,
+                min_success_rate=batch.min_success_rate,
+                stability_threshold=spec.stopping.score_stability_threshold,
+                min_results_for_stability=spec.stopping.min_results_for_stability,
+                reliability_target=spec.stopping.reliability_target,
+            )
+        )
+        if isinstance(decision, NextRound):
+            n = await rounds.insert_round(session, batch, decision.round, decision.pairs)
+            log.info("round planned", round=decision.round, pairs=n)
+            message = f"Round {decision.round}: {n} comparisons to submit. {decision.message}"
+            return StepResult(send=True, event=KubeEvent("Normal", Reason.ROUND_PLANNED, message))
+        assert isinstance(decision, Stop)
+        move(
+            batch,
+            BatchStateEnum.SCORING,
+            reason=decision.reason,
+            message=decision.message,
+            now=utcnow(),
+        )
+        log.info("batch stops submitting", reason=decision.reason, message=decision.message)
+        return StepResult(scoring=True)
+
+
+async def score(db: Database, uid: str, fit: Fitter) -> StepResult:
+    """SCORING -> COMPLETED or FAILED, with a final fit."""
+    async with db.sessions.begin() as session:
+        batch = await rounds.lock_batch(session, uid)
+        if batch is None or batch.state != BatchStateEnum.SCORING:
+            return StepResult(finished=batch is not None and batch.state.is_terminal)
+        ledger = await rounds.pair_ledger(session, uid)
+        previous = await rounds.previous_scores(session, uid, batch.essays_count)
+        fitted = await fit(batch.essays_count, ledger.outcomes)
+        if fitted is not None:
+            if previous is not None:
+                batch.max_score_change = max_score_change(previous, fitted.scores)
+            await rounds.write_scores(session, batch, fitted, ledger)
+        stop_reason = Reason(batch.reason)
+        if stop_reason == Reason.LOW_SUCCESS_RATE:
+            verdict = Stop(stop_reason, batch.message, failed=True)
+        else:
+            verdict = final_verdict(
+                stop_reason,
+                batch.message,
+                len(ledger.outcomes),
+                ledger.final_failures,
+                batch.min_success_rate,
+            )
+        state = BatchStateEnum.FAILED if verdict.failed else BatchStateEnum.COMPLETED
+        await rounds.finish(session, batch, state, verdict.reason, verdict.message)
+        log.info("batch finished", state=state.value, reason=verdict.reason)
+        event = KubeEvent(
+            "Warning" if verdict.failed else "Normal",
+            Reason.FAILED if verdict.failed else Reason.COMPLETED,
+            f"{verdict.reason}: {verdict.message}",
+        )
+        return StepResult(finished=True, event=event)
+
+
+async def apply_timeout(db: Database, uid: str) -> str | None:
+    """Apply a batch's timeout: SCORING when enough succeeded, else FAILED.
+
+    "Enough" is minSuccessRate of the comparisons asked so far. Returns the message when the
+    batch changed, None when it did not (unknown, deleted, scoring or finished).
+    """
+    async with db.sessions.begin() as session:
+        batch = await rounds.lock_batch(session, uid)
+        if batch is None or batch.state.is_terminal or batch.deleted_at is not None:
+            return None
+        if batch.state == BatchStateEnum.SCORING:
+            return None
+        ledger = await rounds.pair_ledger(session, uid)
+        asked = len(ledger.history)
+        succeeded = len(ledger.outcomes)
+        rate = succeeded / asked if asked else 0.0
+        allowed = batch.deadline_at - batch.created_at if batch.deadline_at else None
+        message = (
+            f"Timed out after {allowed or 'its deadline'} with {succeeded} of {asked} "
+            f"comparisons answered ({rate:.0%})."
+        )
+        if asked and succeeded and rate >= batch.min_success_rate:
+            move(
+                batch,
+                BatchStateEnum.SCORING,
+                reason=Reason.TIMED_OUT,
+                message=message + " Scored what it had.",
+                now=utcnow(),
+            )
+        else:
+            await rounds.finish(
+                session,
+                batch,
+                BatchStateEnum.FAILED,
+                Reason.TIMED_OUT,
+                message + f" Below minSuccessRate {batch.min_success_rate:.0%}.",
+            )
+        return message

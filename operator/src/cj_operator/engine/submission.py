@@ -1,0 +1,146 @@
+"""Sending a batch's PENDING pairs to the provider API, in chunks, and recording the answer.
+
+Queued pairs become SUBMITTED; refused ones FAILED (retry rules apply). When the provider API
+is down or its queue is full the pairs stay PENDING and the outcome asks the scheduler to try
+again later (it owns the backoff).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import structlog
+
+from cj_operator.comparison_requests import build_request
+from cj_operator.db import reads, rounds
+from cj_operator.db.session import Database
+from cj_operator.metrics import OperatorMetrics
+from cj_operator.provider_client import (
+    ProviderApi,
+    ProviderRejectedError,
+    ProviderUnavailableError,
+)
+from common_core import LLMErrorCode
+
+log = structlog.get_logger("cj_operator.engine")
+
+DEFER_ERRORS = frozenset({LLMErrorCode.QUEUE_FULL.value})
+"""Refusals that say "not now" rather than "not this request": the pair is sent again later."""
+
+
+@dataclass(frozen=True)
+class SendOutcome:
+    """How a send ended, for the scheduler.
+
+    `drained`: nothing PENDING is left. `again`: some pairs were refused (their retries are
+    due now). `later`: the provider API is down or full; try again after a backoff, with
+    `retry_after` seconds as the server's hint when it gave one. `unavailable` and `refused`
+    carry the error for a Kubernetes Event.
+    """
+
+    drained: bool = False
+    again: bool = False
+    later: bool = False
+    retry_after: float | None = None
+    unavailable: str | None = None
+    refused: str | None = None
+
+
+class Submitter:
+    """Sends PENDING pairs of a batch (module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        db: Database,
+        provider: ProviderApi,
+        metrics: OperatorMetrics,
+        callback_topic: str,
+        chunk_size: int,
+        on_change: Callable[[str], None],
+    ) -> None:
+        self._db = db
+        self._provider = provider
+        self._metrics = metrics
+        self._callback_topic = callback_topic
+        self._chunk_size = chunk_size
+        self._on_change = on_change
+
+    async def send(self, uid: str) -> SendOutcome:
+        """Send every PENDING pair of `uid` (chunk by chunk) until none is left or the provider
+        API says not now; a suspended, finished or unknown batch sends nothing."""
+        spec = await reads.sendable_spec(self._db, uid)
+        if spec is None:
+            return SendOutcome()
+        user_prompt = spec.assignment.user_prompt()
+        again = False
+        while True:
+            pairs = await reads.pending_pairs(self._db, uid, self._chunk_size)
+            if not pairs:
+                return SendOutcome(drained=True, again=again)
+            requests = [
+                build_request(
+                    p,
+                    batch_uid=uid,
+                    user_prompt=user_prompt,
+                    judge=spec.judge,
+                    callback_topic=self._callback_topic,
+                )
+                for p in pairs
+            ]
+            try:
+                answer = await self._provider.submit(requests)
+            except ProviderUnavailableError as exc:
+                self._metrics.provider_errors.labels("unavailable").inc()
+                self._metrics.comparisons_submitted.labels("deferred").inc(len(pairs))
+                log.warning("provider API unavailable; will resend", error=str(exc))
+                return SendOutcome(
+                    later=True, again=again, retry_after=exc.retry_after, unavailable=str(exc)
+                )
+            except ProviderRejectedError as exc:
+                self._metrics.provider_errors.labels("rejected").inc()
+                refused = [
+                    rounds.Refusal(p.pair_id, exc.detail.error_code.value, exc.detail.message)
+                    for p in pairs
+                ]
+                await self._record(uid, [], refused)
+                self._metrics.comparisons_submitted.labels("refused").inc(len(pairs))
+                return SendOutcome(again=True, refused=str(exc))
+            queued: list[int] = []
+            refused_items: list[rounds.Refusal] = []
+            deferred = 0
+            for pair, outcome in zip(pairs, answer.outcomes, strict=True):
+                if outcome.queued is not None:
+                    queued.append(pair.pair_id)
+                elif outcome.error is not None and outcome.error.error_code.value in DEFER_ERRORS:
+                    deferred += 1
+                elif outcome.error is not None:
+                    refused_items.append(
+                        rounds.Refusal(
+                            pair.pair_id, outcome.error.error_code.value, outcome.error.message
+                        )
+                    )
+            retries = await self._record(uid, queued, refused_items)
+            self._metrics.comparisons_submitted.labels("queued").inc(len(queued))
+            self._metrics.comparisons_submitted.labels("refused").inc(len(refused_items))
+            self._metrics.comparisons_submitted.labels("deferred").inc(deferred)
+            if refused_items:
+                log.warning(
+                    "comparisons refused by the provider API",
+                    refused=len(refused_items),
+                    first=refused_items[0].message,
+                    retries=retries,
+                )
+                again = True
+            if deferred:
+                log.info("provider queue full; resending later", deferred=deferred)
+                return SendOutcome(later=True, again=again)
+            self._on_change(uid)
+
+    async def _record(self, uid: str, queued: list[int], refused: list[rounds.Refusal]) -> int:
+        async with self._db.sessions.begin() as session:
+            batch = await rounds.lock_batch(session, uid)
+            if batch is None:
+                return 0
+            return await rounds.record_submission(session, batch, queued, refused)
