@@ -38,7 +38,7 @@ integration: setup ## only the tests on the real services
 	$(PY)/pytest -v -m integration
 
 demo: setup ## the main job: rank essays through the whole system (ESSAYS=file.csv PROMPT=file.txt)
-	$(PY)/python hack/demo.py $(if $(ESSAYS),--essays "$(ESSAYS)") $(if $(PROMPT),--prompt-file "$(PROMPT)")
+	$(PY)/python -m hack.demo $(if $(ESSAYS),--essays "$(ESSAYS)") $(if $(PROMPT),--prompt-file "$(PROMPT)")
 
 up: setup ## start the local cluster (PostgreSQL, Redis, Kafka, etcd, kube-apiserver)
 	@hack/devcluster up

@@ -1,8 +1,8 @@
 """How well pair selection + Bradley-Terry recover known abilities (not run by `make test`).
 
-    .venv/bin/python bench/bt_recovery.py                    # the table in docs/scoring.md
-    .venv/bin/python bench/bt_recovery.py --reps 10 --sd 1.0
-    .venv/bin/python bench/bt_recovery.py --alphas 0.1 0.5 1.0 --pairing adaptive
+    .venv/bin/python -m bench.bt_recovery                    # the table in docs/scoring.md
+    .venv/bin/python -m bench.bt_recovery --reps 10 --sd 1.0
+    .venv/bin/python -m bench.bt_recovery --alphas 0.1 0.5 1.0 --pairing adaptive
 
 A simulated judge: essay i has a known ability theta_i ~ N(0, sd^2) (logits) and beats essay j
 with probability sigmoid(theta_i - theta_j), the Bradley-Terry model itself. Each run selects

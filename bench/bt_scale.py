@@ -1,7 +1,7 @@
 """Time the Bradley-Terry fit on large batches (not run by `make test`).
 
-    .venv/bin/python bench/bt_scale.py                     # 100, 300, 1000 essays x 20
-    .venv/bin/python bench/bt_scale.py --sizes 2000 --per-essay 10 --reps 1
+    .venv/bin/python -m bench.bt_scale                     # 100, 300, 1000 essays x 20
+    .venv/bin/python -m bench.bt_scale --sizes 2000 --per-essay 10 --reps 1
 
 Random pairs, outcomes from the Bradley-Terry model with abilities ~ N(0, 1.5^2). Prints the
 median wall time of `fit_bradley_terry` over `--reps` runs and its Spearman correlation with

@@ -1,7 +1,7 @@
 """Rank real essays through the whole system and compare with human scores (not run by make test).
 
-    .venv/bin/python bench/evaluate_ellipse.py                 # writes docs/evaluation.md
-    .venv/bin/python bench/evaluate_ellipse.py --per-essay 6 --prompts "Community service"
+    .venv/bin/python -m bench.evaluate_ellipse                 # writes docs/evaluation.md
+    .venv/bin/python -m bench.evaluate_ellipse --per-essay 6 --prompts "Community service"
 
 For each chosen ELLIPSE prompt and each judge, one CJBatch is applied with kubectl to the local
 cluster, where the operator, the provider API and two workers run as processes (the same stack
@@ -30,22 +30,15 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))
+from kubernetes import config as k8s_config
+from scipy.stats import spearmanr
 
-from kubernetes import client as k8s_client  # noqa: E402
-from kubernetes import config as k8s_config  # noqa: E402
-from scipy.stats import spearmanr  # noqa: E402
-
-from tests.e2e.harness import (  # noqa: E402
-    batch_manifest,
-    results_rows,
-    wait_for_terminal,
-)
-from tests.support import devcluster  # noqa: E402
-from tests.support.ellipse import EllipseEssay, by_prompt, load_ellipse  # noqa: E402
-from tests.support.kube import install_cjbatch_crd, kubectl  # noqa: E402
-from tests.support.stack import Stack, isolated_stack_config  # noqa: E402
+from tests.support import devcluster
+from tests.support.cjbatches import Batches, batch_manifest
+from tests.support.devcluster import REPO_ROOT
+from tests.support.ellipse import EllipseEssay, by_prompt, load_ellipse
+from tests.support.kube import install_cjbatch_crd, kubectl
+from tests.support.stack import Stack, isolated_stack_config
 
 DEFAULT_PROMPTS = (
     "Success and failure",
@@ -83,8 +76,7 @@ def _spec(essays: list[EllipseEssay], prompt: str, judge: str, per_essay: int) -
 
 async def _run_one(
     stack: Stack,
-    api: k8s_client.ApiClient,
-    namespace: str,
+    batches: Batches,
     name: str,
     essays: list[EllipseEssay],
     prompt: str,
@@ -99,15 +91,15 @@ async def _run_one(
         "apply",
         "--server-side",
         "-n",
-        namespace,
+        batches.namespace,
         "-f",
         "-",
         stdin=batch_manifest(name, _spec(essays, prompt, judge, per_essay)),
     )
-    batch = await wait_for_terminal(api, namespace, name, stack, within=3600)
+    batch = await batches.wait_terminal(name, stack, within=3600)
     seconds = time.monotonic() - started
     status = batch["status"]
-    rows = results_rows(api, namespace, name)
+    rows = batches.results_rows(name)
     human = {e.essay_id: e.overall for e in essays}
     ranked = [r for r in rows if r["score"] is not None]
     rho = spearmanr([r["score"] for r in ranked], [human[r["essay_id"]] for r in ranked]).statistic
@@ -162,13 +154,14 @@ async def main() -> int:
         cluster,
         "eval",
         uuid.uuid4().hex[:8],
-        judge_env={
+        provider_env={
             "CJ_WORKER_SIMULATED_DISCRIMINATION": str(args.discrimination),
             "CJ_WORKER_SIMULATED_POSITION_BIAS": str(args.position_bias),
         },
     )
     namespace = config.namespace
     assert namespace is not None
+    batches = Batches(api, namespace)
     rows: list[Row] = []
     with tempfile.TemporaryDirectory() as logs:
         stack = Stack(config, Path(logs))
@@ -179,8 +172,7 @@ async def main() -> int:
                 for judge in args.judges:
                     row = await _run_one(
                         stack,
-                        api,
-                        namespace,
+                        batches,
                         f"p{i}-{judge}",
                         essays,
                         prompt,

@@ -1,7 +1,7 @@
 """Many CJBatches at once through the whole system (not run by make test).
 
-    .venv/bin/python bench/operator_concurrency.py                      # 1,000 batches
-    .venv/bin/python bench/operator_concurrency.py --batches 200 --essays 12
+    .venv/bin/python -m bench.operator_concurrency                      # 1,000 batches
+    .venv/bin/python -m bench.operator_concurrency --batches 200 --essays 12
 
 Creates `--batches` CJBatches of `--essays` short essays each (mock judge, `--per-essay`
 comparisons per essay targeted) in one namespace of the local cluster, where one operator, the
@@ -32,20 +32,16 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))
+from kubernetes import client as k8s_client
+from kubernetes import config as k8s_config
 
-import httpx  # noqa: E402
-from kubernetes import client as k8s_client  # noqa: E402
-from kubernetes import config as k8s_config  # noqa: E402
-from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
+from cj_operator.spec import API_GROUP, API_VERSION, PLURAL
+from tests.support import devcluster
+from tests.support.cjbatches import TERMINAL, manifest
+from tests.support.kube import install_cjbatch_crd
+from tests.support.metrics import bucket_quantile, scrape
+from tests.support.stack import Stack, isolated_stack_config
 
-from cj_operator.spec import API_GROUP, API_VERSION, PLURAL  # noqa: E402
-from tests.support import devcluster  # noqa: E402
-from tests.support.kube import install_cjbatch_crd  # noqa: E402
-from tests.support.stack import Stack, isolated_stack_config  # noqa: E402
-
-TERMINAL = ("Completed", "Failed", "Cancelled")
 WORDS = [
     "school",
     "homework",
@@ -77,17 +73,15 @@ def _essay(batch: int, index: int) -> str:
 
 
 def _body(name: str, batch: int, essays: int, per_essay: int) -> dict[str, Any]:
-    return {
-        "apiVersion": f"{API_GROUP}/{API_VERSION}",
-        "kind": "CJBatch",
-        "metadata": {"name": name},
-        "spec": {
+    return manifest(
+        name,
+        {
             "assignment": {"prompt": "Should students have homework every day?"},
             "judge": {"provider": "mock"},
             "comparisons": {"targetPerEssay": per_essay},
             "essays": [{"id": f"e{i}", "text": _essay(batch, i)} for i in range(essays)],
         },
-    }
+    )
 
 
 def _rss_mib(pid: int) -> float:
@@ -95,32 +89,6 @@ def _rss_mib(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return 0.0
-
-
-def _histogram_quantile(buckets: list[tuple[float, float]], q: float) -> float | None:
-    """Upper bound of the bucket holding quantile q; buckets are (le, cumulative count)."""
-    total = buckets[-1][1] if buckets else 0
-    if total == 0:
-        return None
-    for le, count in buckets:
-        if count >= q * total:
-            return le
-    return buckets[-1][0]
-
-
-def _metrics(url: str) -> dict[str, Any]:
-    text = httpx.get(url, timeout=10).text
-    samples: dict[str, Any] = {"buckets": {}, "counters": Counter()}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            if s.name.endswith("_bucket"):
-                samples["buckets"].setdefault(s.name, []).append((float(s.labels["le"]), s.value))
-            elif s.name.endswith("_total"):
-                label = ",".join(f"{k}={v}" for k, v in sorted(s.labels.items()))
-                samples["counters"][f"{s.name}{{{label}}}"] += s.value
-    for series in samples["buckets"].values():
-        series.sort()
-    return samples
 
 
 async def main() -> int:
@@ -141,13 +109,12 @@ async def main() -> int:
         cluster,
         "conc",
         uuid.uuid4().hex[:8],
-        judge_env={"CJ_WORKER_MOCK_LATENCY_MS": str(args.mock_latency_ms)},
+        provider_env={"CJ_WORKER_MOCK_LATENCY_MS": str(args.mock_latency_ms)},
     )
     namespace = config.namespace
     assert namespace is not None
     api = k8s_config.new_client_from_config(config_file=cluster.kubeconfig)
     custom = k8s_client.CustomObjectsApi(api)
-    metrics_url = f"http://127.0.0.1:{config.operator_metrics_port}/metrics"
     print(
         f"{args.batches} batches x {args.essays} essays, {args.per_essay} comparisons per "
         f"essay targeted, mock judge ({args.mock_latency_ms} ms); namespace {namespace}",
@@ -161,7 +128,7 @@ async def main() -> int:
             assert stack.operator is not None
             operator_pid = stack.operator.pid
             peak_rss = _rss_mib(operator_pid)
-            before = _metrics(metrics_url)
+            before = scrape(stack.operator_metrics_url)
 
             def create(i: int) -> None:
                 custom.create_namespaced_custom_object(
@@ -198,13 +165,17 @@ async def main() -> int:
                     break
                 await asyncio.sleep(5.0)
             wall = time.monotonic() - started
-            after = _metrics(metrics_url)
+            after = scrape(stack.operator_metrics_url)
         finally:
             stack.stop()
 
-    latency = after["buckets"].get("cj_operator_callback_to_status_latency_seconds_bucket", [])
-    fit = after["buckets"].get("cj_operator_fit_duration_seconds_bucket", [])
-    counters: Counter[str] = after["counters"] - before["counters"]
+    latency = after.buckets("cj_operator_callback_to_status_latency_seconds")
+    fit = after.buckets("cj_operator_fit_duration_seconds")
+    counted = before.counters()
+    # Increases during the run (as Counter subtraction: what did not grow is left out).
+    counters = {
+        k: grown for k, v in after.counters().items() if (grown := v - counted.get(k, 0.0)) > 0
+    }
     patches = sum(v for k, v in counters.items() if k.startswith("cj_operator_status_patches"))
     done = sum(phases[p] for p in TERMINAL)
     print()
@@ -215,9 +186,9 @@ async def main() -> int:
     print(f"| batches/s, comparisons/s | {done / wall:.1f}, {submitted / wall:.0f} |")
     print(f"| comparisons submitted | {submitted} |")
     print(f"| operator peak RSS | {peak_rss:.0f} MiB |")
-    p50, p99 = _histogram_quantile(latency, 0.5), _histogram_quantile(latency, 0.99)
+    p50, p99 = bucket_quantile(latency, 0.5), bucket_quantile(latency, 0.99)
     print(f"| callback -> status latency p50 / p99 (bucket bound) | <= {p50} s / <= {p99} s |")
-    print(f"| fit time p99 (bucket bound) | <= {_histogram_quantile(fit, 0.99)} s |")
+    print(f"| fit time p99 (bucket bound) | <= {bucket_quantile(fit, 0.99)} s |")
     print(f"| status patches | {patches:.0f} ({patches / wall:.1f}/s) |")
     for key in sorted(counters):
         if key.startswith(("cj_operator_callbacks_total", "cj_operator_comparisons_submitted")):

@@ -1,7 +1,7 @@
 """Time pair selection on large batches (not run by `make test`).
 
-    .venv/bin/python bench/pairing_scale.py                  # 100, 300, 1000 essays
-    .venv/bin/python bench/pairing_scale.py --sizes 2000 --rounds 3
+    .venv/bin/python -m bench.pairing_scale                  # 100, 300, 1000 essays
+    .venv/bin/python -m bench.pairing_scale --sizes 2000 --rounds 3
 
 For each size: one blind first round (scores None), then rounds with noisy scores (true
 ability + N(0, 0.5^2)), each seeing all earlier rounds as history. Prints the median time of

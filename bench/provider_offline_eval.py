@@ -1,9 +1,9 @@
 """Measure the offline judge's essay_quality against human scores on ELLIPSE.
 
-    .venv/bin/python bench/provider_offline_eval.py              # per-prompt table (markdown)
-    .venv/bin/python bench/provider_offline_eval.py --update-doc # also rewrite the table in
+    .venv/bin/python -m bench.provider_offline_eval              # per-prompt table (markdown)
+    .venv/bin/python -m bench.provider_offline_eval --update-doc # also rewrite the table in
                                                                  # docs/offline-judge.md
-    .venv/bin/python bench/provider_offline_eval.py --fit        # re-derive the constants
+    .venv/bin/python -m bench.provider_offline_eval --fit        # re-derive the constants
 
 Reads the corpus in place from $CJ_ELLIPSE_DIR or ../shared/data/ellipse (never copied).
 Spearman's rho and Kendall's tau-b are computed per prompt between essay_quality and the

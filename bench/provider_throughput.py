@@ -1,6 +1,6 @@
 """Provider-side throughput: 10,000 comparisons through API, Redis, two workers and Kafka.
 
-    .venv/bin/python bench/provider_throughput.py [--requests 10000] [--concurrency 500]
+    .venv/bin/python -m bench.provider_throughput [--requests 10000] [--concurrency 500]
 
 Needs the local cluster (`hack/devcluster up`). Starts one API and two workers (mock judge,
 no latency) as real processes on a fresh Redis prefix and a fresh callback topic created with
@@ -35,14 +35,13 @@ from typing import Any
 
 import httpx
 import redis.asyncio as aioredis
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka import AIOKafkaProducer
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO_ROOT))
-
-from tests.support.devcluster import ClusterEnv, is_running, read_env  # noqa: E402
-from tests.support.processes import ManagedProcess, free_port  # noqa: E402
+from tests.support.devcluster import ClusterEnv, is_running, read_env
+from tests.support.isolation import delete_redis_keys
+from tests.support.kafka import collect_records, create_topic, delete_topics
+from tests.support.metrics import bucket_quantile, scrape
+from tests.support.stack import Stack, StackConfig
 
 BULK = 1000
 
@@ -59,41 +58,21 @@ def percentile(values: list[float], q: float) -> float:
 
 def histogram_quantiles(urls: list[str], name: str) -> tuple[float, float]:
     """Upper bounds (ms) of the buckets holding the 50th and 99th percentile of a histogram
-    summed over the /metrics pages at `urls`."""
-    buckets: dict[float, float] = {}
-    for url in urls:
-        for line in httpx.get(url, timeout=10).text.splitlines():
-            if line.startswith(f"{name}_bucket"):
-                le = line.split('le="', 1)[1].split('"', 1)[0]
-                bound = float("inf") if le == "+Inf" else float(le)
-                buckets[bound] = buckets.get(bound, 0.0) + float(line.rsplit(" ", 1)[1])
-    ordered = sorted(buckets.items())
-    total = ordered[-1][1] if ordered else 0.0
+    summed over the processes at `urls` (NaN when empty)."""
+    buckets = scrape(*urls).buckets(name)
 
     def upper(q: float) -> float:
-        return next((b * 1000 for b, c in ordered if c >= q * total), float("nan"))
+        bound = bucket_quantile(buckets, q)
+        return float("nan") if bound is None else bound * 1000
 
     return upper(0.5), upper(0.99)
 
 
 async def make_topic(cluster: ClusterEnv, name: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=cluster.kafka_bootstrap_servers)
-    await admin.start()
-    try:
-        await admin.create_topics(
-            [NewTopic(name, 3, 1, topic_configs={"message.timestamp.type": "LogAppendTime"})]
-        )
-    finally:
-        await admin.close()
-
-
-async def drop_topics(cluster: ClusterEnv, names: list[str]) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=cluster.kafka_bootstrap_servers)
-    await admin.start()
-    try:
-        await admin.delete_topics(names)
-    finally:
-        await admin.close()
+    """A 3-partition topic whose records carry the broker's append time."""
+    await create_topic(
+        cluster.kafka_bootstrap_servers, name, 3, {"message.timestamp.type": "LogAppendTime"}
+    )
 
 
 def body(topic: str, i: int) -> dict[str, object]:
@@ -111,31 +90,14 @@ async def read_events(
     cluster: ClusterEnv, topic: str, count: int, within: float
 ) -> list[tuple[str, float, datetime]]:
     """(correlation_id, broker append time in s, completed_at) of `count` events."""
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=cluster.kafka_bootstrap_servers,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        max_partition_fetch_bytes=8 * 1024 * 1024,
+    records = await collect_records(
+        cluster.kafka_bootstrap_servers, topic, count, within=within, fetch_bytes=8 * 1024 * 1024
     )
-    await consumer.start()
     out: list[tuple[str, float, datetime]] = []
-    deadline = time.monotonic() + within
-    try:
-        while len(out) < count and time.monotonic() < deadline:
-            batch = await consumer.getmany(timeout_ms=500, max_records=5000)
-            for records in batch.values():
-                for r in records:
-                    data = json.loads(r.value)["data"]
-                    out.append(
-                        (
-                            data["correlation_id"],
-                            r.timestamp / 1000,
-                            datetime.fromisoformat(data["completed_at"]),
-                        )
-                    )
-    finally:
-        await consumer.stop()
+    for r in records:
+        data = json.loads(r.value)["data"]
+        completed = datetime.fromisoformat(data["completed_at"])
+        out.append((data["correlation_id"], r.timestamp / 1000, completed))
     return out
 
 
@@ -145,44 +107,28 @@ async def pipeline_run(
     prefix = f"bench:{uuid.uuid4().hex[:8]}:"
     topic = f"bench.{uuid.uuid4().hex[:8]}.callbacks"
     await make_topic(cluster, topic)
-    env = {
-        "REDIS_URL": cluster.redis_url,
-        "KAFKA_BOOTSTRAP_SERVERS": cluster.kafka_bootstrap_servers,
-        "CJ_REDIS_KEY_PREFIX": prefix,
-        "CJ_KAFKA_TOPICS": json.dumps([topic]),
-        "CJ_API_CALLBACK_TOPIC_PATTERN": r"^bench\..+",
-        "CJ_API_QUEUE_HIGH_WATER": str(n * 2),
-        "CJ_API_QUEUE_LOW_WATER": str(n),
-        "CJ_LOG_FORMAT": "json",
-        "CJ_LOG_LEVEL": "WARNING",
-    }
-    port = free_port()
-    procs = [
-        ManagedProcess("api", ["-m", "cj_workers.api"], {**env, "CJ_API_PORT": str(port)}, log_dir)
-    ]
-    worker_ports = [free_port(), free_port()]
-    for i in (1, 2):
-        procs.append(
-            ManagedProcess(
-                f"worker{i}",
-                ["-m", "cj_workers.worker"],
-                {
-                    **env,
-                    "CJ_WORKER_CONSUMER_NAME": f"bench-w{i}",
-                    "CJ_WORKER_CONCURRENCY": str(concurrency // 2),
-                    "CJ_WORKER_METRICS_PORT": str(worker_ports[i - 1]),
-                },
-                log_dir,
-            )
-        )
+    stack = Stack(
+        StackConfig(
+            cluster=cluster,
+            callback_topic=topic,
+            redis_prefix=prefix,
+            group=f"bench-{uuid.uuid4().hex[:8]}",
+            workers=0,
+            operator=False,
+            callback_topic_pattern=r"^bench\..+",
+            provider_env={
+                "CJ_API_QUEUE_HIGH_WATER": str(n * 2),
+                "CJ_API_QUEUE_LOW_WATER": str(n),
+                "CJ_LOG_LEVEL": "WARNING",
+            },
+            worker_env={"CJ_WORKER_CONCURRENCY": str(concurrency // 2)},
+        ),
+        log_dir,
+    )
     redis = aioredis.from_url(cluster.redis_url)
     try:
-        for p in procs:
-            p.start()
-        url = f"http://127.0.0.1:{port}"
-        procs[0].wait_http_ok(f"{url}/readyz", timeout=60)
-        for proc, wport in zip(procs[1:], worker_ports, strict=True):
-            proc.wait_http_ok(f"http://127.0.0.1:{wport}/readyz", timeout=60)
+        url = stack.start_api().url
+        workers = [stack.start_worker(wait="/readyz") for _ in range(2)]
         peak = 0
         stop_sampling = asyncio.Event()
 
@@ -211,8 +157,7 @@ async def pipeline_run(
         await sampler
         finished = time.monotonic()
         ack_p50, ack_p99 = histogram_quantiles(
-            [f"http://127.0.0.1:{p}/metrics" for p in worker_ports],
-            "cj_provider_callback_publish_duration_seconds",
+            [w.url for w in workers], "cj_provider_callback_publish_duration_seconds"
         )
         seen = [cid for cid, _, _ in events]
         latencies = [max(0.0, (appended - done.timestamp()) * 1000) for _, appended, done in events]
@@ -230,13 +175,10 @@ async def pipeline_run(
             "ack_p99_ms": ack_p99,
         }
     finally:
-        for p in reversed(procs):
-            p.stop()
-        keys = [k async for k in redis.scan_iter(match=prefix + "*")]
-        if keys:
-            await redis.delete(*keys)
+        stack.stop()
+        await delete_redis_keys(cluster, prefix)
         await redis.aclose()
-        await drop_topics(cluster, [topic])
+        await delete_topics(cluster.kafka_bootstrap_servers, [topic])
 
 
 async def floor_run(cluster: ClusterEnv, n: int, concurrency: int) -> dict[str, float]:
@@ -300,7 +242,7 @@ async def floor_run(cluster: ClusterEnv, n: int, concurrency: int) -> dict[str, 
         await producer.stop()
         await redis.delete(stream)
         await redis.aclose()
-        await drop_topics(cluster, [topic])
+        await delete_topics(cluster.kafka_bootstrap_servers, [topic])
 
 
 async def main() -> int:

@@ -4,8 +4,10 @@ Starts (or reuses) the local cluster, installs the CRD, starts the operator, the
 and two workers as background processes (pids in <state>/app/, stopped by `make down`),
 submits a CJBatch, shows live progress and prints the final ranking.
 
-    .venv/bin/python hack/demo.py                      # examples/demo-batch.yaml
-    .venv/bin/python hack/demo.py --essays my.csv      # your essays (cjctl submit)
+    .venv/bin/python -m hack.demo                      # examples/demo-batch.yaml
+    .venv/bin/python -m hack.demo --essays my.csv      # your essays (cjctl submit)
+
+Run it from the repository root as a module (as `make demo` does), so `tests.support` imports.
 """
 
 from __future__ import annotations
@@ -16,12 +18,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))
-
-from tests.support import devcluster  # noqa: E402
-from tests.support.processes import ManagedProcess  # noqa: E402
-from tests.support.stack import Stack, StackConfig  # noqa: E402
+from tests.support import devcluster
+from tests.support.devcluster import REPO_ROOT
+from tests.support.stack import Stack, StackConfig
 
 NAMESPACE = "cj-demo"
 DEMO_BATCH = REPO_ROOT / "examples" / "demo-batch.yaml"
@@ -62,14 +61,12 @@ def _start_stack(cluster: devcluster.ClusterEnv) -> None:
         group="cj-demo",
         # Only the demo's namespace: tests may share this cluster with their own operators.
         namespace=NAMESPACE,
+        workers=2,
     )
     app_dir.mkdir(parents=True, exist_ok=True)
     _say(f"starting the provider API, two workers and the operator (logs in {app_dir})")
-    stack = Stack(config, app_dir)
-    procs: list[ManagedProcess] = [stack.start_api()]
-    procs += [stack.start_worker(i) for i in range(2)]
-    procs.append(stack.start_operator())
-    for proc in procs:
+    stack = Stack(config, app_dir).start()
+    for proc in stack.processes():
         (app_dir / f"{proc.name}.pid").write_text(str(proc.pid))
 
 

@@ -8,20 +8,19 @@ and Redis key prefix.
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import asyncpg
 import pytest
 import pytest_asyncio
-import redis.asyncio as aioredis
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 
 from tests.support import devcluster
 from tests.support.devcluster import ClusterEnv
+from tests.support.isolation import TopicFactory, delete_redis_keys, unique_name
 from tests.support.kube import install_cjbatch_crd
 
 
@@ -50,11 +49,6 @@ def cluster() -> Iterator[ClusterEnv]:
 def cjbatch_crd(cluster: ClusterEnv) -> str:
     """The CJBatch CRD, installed once per session and left installed (it is cluster-wide)."""
     return install_cjbatch_crd(cluster)
-
-
-def unique_name(prefix: str) -> str:
-    """`prefix` plus 10 random hex digits: a name no other test or run uses."""
-    return f"{prefix}{uuid.uuid4().hex[:10]}"
 
 
 @pytest.fixture(scope="session")
@@ -100,20 +94,6 @@ async def redis_prefix(cluster: ClusterEnv) -> AsyncIterator[str]:
     prefix = unique_name("t:") + ":"
     yield prefix
     await delete_redis_keys(cluster, prefix)
-
-
-async def delete_redis_keys(cluster: ClusterEnv, prefix: str) -> None:
-    """Delete every Redis key that starts with `prefix`."""
-    conn = aioredis.from_url(cluster.redis_url)
-    try:
-        keys = [k async for k in conn.scan_iter(match=prefix + "*")]
-        if keys:
-            await conn.delete(*keys)
-    finally:
-        await conn.aclose()
-
-
-TopicFactory = Callable[..., Awaitable[str]]
 
 
 @pytest_asyncio.fixture

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest_asyncio
 
-from tests.conftest import TopicFactory
 from tests.support.devcluster import ClusterEnv
+from tests.support.isolation import TopicFactory
 from tests.support.stack import Stack, StackConfig
 
 
@@ -34,6 +34,7 @@ async def stack(
         group=namespace,
         namespace=namespace,
         workers=2,
+        operator=True,
     )
     running = Stack(config, tmp_path / "logs")
     try:

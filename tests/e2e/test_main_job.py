@@ -17,14 +17,8 @@ from typer.testing import CliRunner
 
 from cj_operator.cli.main import app as cjctl
 from cj_workers.providers.offline import essay_quality
-from tests.e2e.harness import (
-    batch_manifest,
-    callback_tally,
-    completion_events,
-    database_counts,
-    results_rows,
-    wait_for_terminal,
-)
+from tests.e2e.tallies import callback_tally, completion_events, database_counts
+from tests.support.cjbatches import Batches, batch_manifest
 from tests.support.devcluster import REPO_ROOT, ClusterEnv
 from tests.support.ellipse import by_prompt, require_ellipse
 from tests.support.kube import kubectl
@@ -46,7 +40,8 @@ async def _run_and_check(
 ) -> list[dict[str, Any]]:
     """Apply the manifest, wait for Completed, and check every count agrees; returns the rows."""
     kubectl(cluster, "apply", "-n", namespace, "-f", "-", stdin=manifest)
-    batch = await wait_for_terminal(k8s_api, namespace, name, stack, within=600)
+    batches = Batches(k8s_api, namespace)
+    batch = await batches.wait_terminal(name, stack, within=600)
     status = batch["status"]
     uid = batch["metadata"]["uid"]
     assert status["phase"] == "Completed", f"{status}\n{stack.logs()}"
@@ -70,6 +65,7 @@ async def _run_and_check(
     assert events.successes == status["completed"]
     assert events.errors == status["failed"]
 
+    assert stack.config.completion_topic is not None
     completions = await completion_events(
         cluster.kafka_bootstrap_servers, stack.config.completion_topic, uid
     )
@@ -77,7 +73,7 @@ async def _run_and_check(
     assert completions[0].completed == status["completed"]
     assert {r.essay_id for r in completions[0].rankings} == set(texts)
 
-    rows = results_rows(k8s_api, namespace, name)
+    rows = batches.results_rows(name)
     assert {r["essay_id"] for r in rows} == set(texts)
     assert all(r["rank"] is not None for r in rows), "every essay is ranked"
     assert sorted(r["rank"] for r in rows) == list(range(1, len(texts) + 1))

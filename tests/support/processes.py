@@ -33,6 +33,7 @@ class ManagedProcess:
 
     `argv` runs with the venv's Python when it starts with "-m"; `env` is added to a copy of
     os.environ. The log is at `log_path`; `tail()` returns its end for assertion messages.
+    `url` is the HTTP base URL the process serves, if any (for callers; not used here).
     """
 
     def __init__(
@@ -41,8 +42,10 @@ class ManagedProcess:
         argv: Sequence[str],
         env: Mapping[str, str],
         log_dir: Path,
+        url: str = "",
     ) -> None:
         self.name = name
+        self.url = url
         self.argv = [sys.executable, *argv] if argv[0] == "-m" else list(argv)
         self.env = {**os.environ, **env}
         self.log_path = log_dir / f"{name}.log"

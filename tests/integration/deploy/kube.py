@@ -9,9 +9,9 @@ from pathlib import Path
 
 import yaml
 
+from tests.support.chart import Obj
 from tests.support.devcluster import ClusterEnv
 from tests.support.kube import kubectl
-from tests.unit.deploy.chart import Obj
 
 CRD_DIR = Path(__file__).parent / "crds"
 

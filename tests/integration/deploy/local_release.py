@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.unit.deploy.chart import Obj, containers
+from tests.support.chart import Obj, containers
 
 SecretLookup = Callable[[str, str], str]
 

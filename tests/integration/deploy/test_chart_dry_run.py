@@ -13,9 +13,9 @@ import pytest
 import yaml
 
 from tests.integration.deploy.kube import ensure_crds, minimal_third_party_crds, server_dry_run
+from tests.support.chart import ALL_ON_VALUES, REPO_ROOT, Obj, render
 from tests.support.devcluster import ClusterEnv
 from tests.support.kube import KubectlError
-from tests.unit.deploy.chart import ALL_ON_VALUES, REPO_ROOT, Obj, render
 
 CASES: dict[str, tuple[dict[str, object], list[Path]]] = {
     "default": ({}, []),

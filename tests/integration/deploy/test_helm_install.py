@@ -22,9 +22,9 @@ import asyncpg
 import pytest
 
 from tests.integration.deploy.local_release import SecretLookup, local_workload
+from tests.support.chart import CHART_DIR, Obj, helm, helm_binary, set_args
 from tests.support.devcluster import ClusterEnv
 from tests.support.kube import kubectl
-from tests.unit.deploy.chart import CHART_DIR, Obj, helm, helm_binary, set_args
 
 KEPT_ON_UNINSTALL = {"CustomResourceDefinition"}
 

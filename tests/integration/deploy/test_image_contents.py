@@ -21,10 +21,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from tests.unit.deploy.chart import ALL_ON_VALUES, REPO_ROOT, containers, render, workloads
-from tests.unit.deploy.test_dockerfiles import DOCKERFILES, instructions
-
-IMAGE_OF_REPOSITORY = {"cj-operator": "operator", "cj-workers": "workers"}
+from tests.support.chart import ALL_ON_VALUES, REPO_ROOT, containers, render, workloads
+from tests.support.dockerfiles import DOCKERFILES, IMAGE_OF_REPOSITORY, instructions
 
 
 def uv_binary() -> str:

@@ -29,15 +29,15 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 import yaml
-from aiokafka.admin import AIOKafkaAdminClient
 
 from deploy.dashboard import all_queries
-from tests.conftest import unique_name
 from tests.integration.deploy.local_release import LocalWorkload, local_workload
+from tests.support.chart import Obj, one, render
 from tests.support.devcluster import REPO_ROOT, ClusterEnv
+from tests.support.isolation import unique_name
+from tests.support.kafka import delete_topics
 from tests.support.kube import kubectl
 from tests.support.processes import ManagedProcess, free_port
-from tests.unit.deploy.chart import Obj, one, render
 
 RATE_INTERVAL = "15s"
 SECRETS = {("cj-database", "password"): "unused-with-trust-auth"}
@@ -208,18 +208,6 @@ def topics(cluster: ClusterEnv) -> Iterator[dict[str, str]]:
     }
     yield names
     asyncio.run(delete_topics(cluster.kafka_bootstrap_servers, list(names.values())))
-
-
-async def delete_topics(bootstrap_servers: str, names: list[str]) -> None:
-    """Delete those of `names` that exist."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
-    await admin.start()
-    try:
-        existing = set(await admin.list_topics())
-        if todo := [n for n in names if n in existing]:
-            await admin.delete_topics(todo)
-    finally:
-        await admin.close()
 
 
 @pytest.mark.timeout(600)

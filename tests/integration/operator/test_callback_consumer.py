@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from uuid import uuid4
 
@@ -21,19 +20,12 @@ from cj_operator.db.session import Database
 from cj_operator.kafka_io import CallbackConsumer, CallbackStore, EventPublisher
 from cj_operator.metrics import OperatorMetrics
 from common_core import LLMComparisonResultV1
-from tests.conftest import TopicFactory, unique_name
 from tests.integration.operator.batches import batch_row, envelope, migrated, stored_batch
 from tests.support.devcluster import ClusterEnv
-from tests.unit.operator.factories import failure, success
-
-
-async def _until(check: Callable[[], Awaitable[bool]], what: str, limit: float = 30) -> None:
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        if await check():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"no {what} after {limit} s")
+from tests.support.factories import failure, success
+from tests.support.isolation import TopicFactory, unique_name
+from tests.support.kafka import collect_records
+from tests.support.polling import wait_for
 
 
 @contextlib.asynccontextmanager
@@ -125,7 +117,7 @@ async def test_consumer_records_counts_and_dead_letters(
         async def offsets_committed() -> bool:
             return await _committed(cluster, topic, group) == len(values)
 
-        await _until(offsets_committed, "committed offsets")
+        await wait_for(offsets_committed, 30, "committed offsets")
         batch = await batch_row(db, stored.uid)
         assert (batch.submitted, batch.completed, batch.failed) == (3, 2, 1)
         assert _metric(metrics, "cj_operator_callbacks_total", outcome="success") == 2
@@ -143,17 +135,9 @@ async def test_consumer_records_counts_and_dead_letters(
         async def recorded() -> bool:
             return (await batch_row(db, more.uid)).completed == 1
 
-        await _until(recorded, "the later callback recorded")
+        await wait_for(recorded, 30, "the later callback recorded")
 
-    reader = AIOKafkaConsumer(
-        dlq, bootstrap_servers=cluster.kafka_bootstrap_servers, auto_offset_reset="earliest"
-    )
-    await reader.start()
-    try:
-        polled = await reader.getmany(timeout_ms=10_000)
-        dead = [r for records in polled.values() for r in records]
-    finally:
-        await reader.stop()
+    dead = await collect_records(cluster.kafka_bootstrap_servers, dlq, 2, within=10, settle=1.0)
     assert [r.value for r in dead] == [b"this is not json", b'{"event_type": "x"}']
     headers = dict(dead[0].headers)
     assert headers["cj-dlq-source-topic"] == topic.encode()
@@ -185,7 +169,7 @@ async def test_offsets_are_committed_only_after_the_database_commit(
         async def tried_twice() -> bool:
             return attempts >= 2
 
-        await _until(tried_twice, "two failed recording attempts")
+        await wait_for(tried_twice, 30, "two failed recording attempts")
         assert await _committed(cluster, topic, group) is None
         assert (await batch_row(db, stored.uid)).completed == 0
 
@@ -196,14 +180,14 @@ async def test_offsets_are_committed_only_after_the_database_commit(
             return check
 
         # The failed poll was rewound: both events still count as not read.
-        await _until(lag_is(2), "consumer lag 2 while recording fails")
+        await wait_for(lag_is(2), 30, "consumer lag 2 while recording fails")
         broken = False
 
         async def committed() -> bool:
             return await _committed(cluster, topic, group) == 2
 
-        await _until(committed, "offsets committed once the database is back")
-        await _until(lag_is(0), "consumer lag 0 once recorded")
+        await wait_for(committed, 30, "offsets committed once the database is back")
+        await wait_for(lag_is(0), 30, "consumer lag 0 once recorded")
     batch = await batch_row(db, stored.uid)
     assert (batch.completed, batch.failed) == (2, 0)
 
@@ -230,7 +214,7 @@ async def test_a_restarted_consumer_does_not_count_again(
             async def done(n: int = expected) -> bool:
                 return await _committed(cluster, topic, group) == n
 
-            await _until(done, f"{expected} offsets committed")
+            await wait_for(done, 30, f"{expected} offsets committed")
             # Only the new event was processed by this consumer.
             assert _metric(metrics, "cj_operator_callbacks_total", outcome="success") == 1
     batch = await batch_row(db, stored.uid)

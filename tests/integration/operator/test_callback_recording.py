@@ -14,7 +14,7 @@ from cj_operator.db.callbacks import PostgresCallbackStore
 from cj_operator.db.models import ComparisonPair, PairStatus
 from common_core import EssayComparisonWinner, LLMComparisonResultV1, LLMErrorCode
 from tests.integration.operator.batches import batch_row, migrated, stored_batch
-from tests.unit.operator.factories import failure, success
+from tests.support.factories import failure, success
 
 
 async def test_recording_is_idempotent(database_url: str) -> None:

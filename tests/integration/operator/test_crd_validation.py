@@ -11,7 +11,7 @@ from kubernetes import client as k8s_client
 from kubernetes.client.exceptions import ApiException
 
 from cj_operator.spec import API_GROUP, API_VERSION, PLURAL, CJBatchSpec
-from tests.unit.operator.spec_cases import INVALID, VALID, Case, base_spec, with_changes
+from tests.support.spec_cases import INVALID, VALID, Case, base_spec, with_changes
 
 pytestmark = pytest.mark.usefixtures("cjbatch_crd")
 

@@ -41,7 +41,7 @@ from common_core import (
 )
 from common_core.errors import ErrorDetail
 from tests.integration.operator.batches import batch_row, migrated
-from tests.unit.operator.factories import failure, success
+from tests.support.factories import failure, success
 
 
 class FakeProvider:

@@ -23,17 +23,13 @@ from sqlalchemy import select
 
 from cj_operator.db.models import Batch
 from cj_operator.db.session import Database
-from common_core import BatchStateEnum
-from tests.conftest import TopicFactory, delete_redis_keys, unique_name
-from tests.integration.operator.operator_stack import (
-    Batches,
-    OperatorProcess,
-    ProviderSide,
-    completions,
-    condition,
-    phase,
-)
+from common_core import BatchStateEnum, CJAssessmentCompletedV1, EventEnvelope
+from tests.support.cjbatches import Batches, condition, phase
 from tests.support.devcluster import ClusterEnv
+from tests.support.isolation import TopicFactory, delete_redis_keys, unique_name
+from tests.support.kafka import collect_events
+from tests.support.metrics import metric
+from tests.support.stack import Stack, StackConfig
 
 pytestmark = pytest.mark.usefixtures("cjbatch_crd")
 
@@ -42,6 +38,8 @@ ESSAYS = [
     for i in range(6)
 ]
 """Six essays of growing length: the mock judge prefers the longer essay, so s5 ranks first."""
+
+Completion = EventEnvelope[CJAssessmentCompletedV1]
 
 
 def spec(**changes: Any) -> dict[str, Any]:
@@ -77,15 +75,30 @@ async def callback_topic(cluster: ClusterEnv) -> AsyncIterator[str]:
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def provider(
     cluster: ClusterEnv, callback_topic: str, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[str]:
-    """The provider API and one mock worker for the whole module; yields the API URL."""
-    prefix = unique_name("t:op:") + ":"
-    side = ProviderSide(cluster, prefix, tmp_path_factory.mktemp("provider")).start()
+) -> AsyncIterator[Stack]:
+    """The provider API and one mock worker for the whole module (no operator)."""
+    config = StackConfig(
+        cluster=cluster,
+        callback_topic=callback_topic,
+        redis_prefix=unique_name("t:op:") + ":",
+        group=unique_name("t-op-"),
+        workers=1,
+        operator=False,
+        create_topics=False,
+        callback_topic_pattern=r"^test\..+",
+        worker_env={
+            "CJ_WORKER_CONCURRENCY": "32",
+            "CJ_WORKER_DEFAULT_PROVIDER": "mock",
+            # Slow mock answers still running at the end are not worth waiting for.
+            "CJ_WORKER_SHUTDOWN_DEADLINE_SECONDS": "2",
+        },
+    )
+    side = Stack(config, tmp_path_factory.mktemp("provider"))
     try:
-        yield side.url
+        yield side.start()
     finally:
         side.stop()
-        await delete_redis_keys(cluster, prefix)
+        await delete_redis_keys(cluster, config.redis_prefix)
 
 
 @pytest.fixture
@@ -100,28 +113,56 @@ async def operator(
     cluster: ClusterEnv,
     namespace: str,
     database_url: str,
-    provider: str,
+    provider: Stack,
     callback_topic: str,
     kafka_topic: TopicFactory,
     tmp_path: Path,
-) -> AsyncIterator[OperatorProcess]:
-    """The operator for this test's namespace, database and topics (stopped afterwards)."""
-    proc = OperatorProcess(
+) -> AsyncIterator[Stack]:
+    """The operator alone, for this test's namespace, database and topics, using the module's
+    provider API (stopped afterwards)."""
+    config = StackConfig(
         cluster=cluster,
-        namespace=namespace,
-        database_url=database_url,
-        provider_url=provider,
         callback_topic=callback_topic,
         completion_topic=await kafka_topic("completed"),
         dead_letter_topic=await kafka_topic("dlq"),
-        consumer_group=unique_name("cj-operator-"),
-        log_dir=tmp_path,
-        extra_env=operator_env,
+        redis_prefix=provider.config.redis_prefix,
+        group=unique_name("cj-operator-"),
+        database_url=database_url,
+        namespace=namespace,
+        workers=0,
+        provider_api_url=provider.api_url,
+        create_topics=False,
+        operator_env={
+            "CJ_OPERATOR_STATUS_PATCH_INTERVAL_SECONDS": "0.3",
+            "BATCH_MONITOR_INTERVAL_MINUTES": "0.05",
+            **operator_env,
+        },
     )
-    proc.start()
-    yield proc
-    code = proc.stop()
-    assert code in (0, -15, None), f"operator exit code {code}:\n{proc.tail()}"
+    stack = Stack(config, tmp_path).start()
+    yield stack
+    assert stack.operator is not None
+    code = stack.operator.stop()
+    assert code in (0, -15, None), f"operator exit code {code}:\n{stack.logs()}"
+
+
+async def completions(
+    stack: Stack, at_least: int, settle: float = 2.0, within: float = 60.0
+) -> list[Completion]:
+    """Completion events on the stack's completion topic: `at_least`, then `settle` s more."""
+    assert stack.config.completion_topic is not None
+    return await collect_events(
+        stack.config.cluster.kafka_bootstrap_servers,
+        stack.config.completion_topic,
+        Completion,
+        at_least,
+        within=within,
+        settle=settle,
+    )
+
+
+def operator_metric(stack: Stack, name: str, **labels: str) -> float:
+    """One sample of the operator's /metrics (0 when absent)."""
+    return metric(stack.operator_metrics_url, name, **labels)
 
 
 @pytest.fixture
@@ -147,7 +188,7 @@ def _finished(obj: dict[str, Any]) -> bool:
 
 
 async def test_batch_runs_to_completion_with_results_and_one_event(
-    operator: OperatorProcess, batches: Batches, cluster: ClusterEnv, database_url: str
+    operator: Stack, batches: Batches, database_url: str
 ) -> None:
     created = batches.create("town", spec())
     uid = created["metadata"]["uid"]
@@ -182,7 +223,7 @@ async def test_batch_runs_to_completion_with_results_and_one_event(
     assert doc[0]["essay_id"] == "s5" and doc[0]["rank"] == 1
     assert sum(r["comparisons"] for r in doc) == 2 * status["completed"]
 
-    events = await completions(cluster, operator.completion_topic, at_least=1, settle=3.0)
+    events = await completions(operator, at_least=1, settle=3.0)
     assert len(events) == 1
     event = events[0].data
     assert event.batch_id == uid
@@ -193,8 +234,11 @@ async def test_batch_runs_to_completion_with_results_and_one_event(
 
     reasons = batches.events("town")
     assert "EssaysStored" in reasons and "RoundPlanned" in reasons and "Completed" in reasons
-    assert operator.metric("cj_operator_callbacks_total", outcome="success") == status["completed"]
-    assert operator.metric("cj_operator_completion_events_total", state="COMPLETED") == 1
+    assert (
+        operator_metric(operator, "cj_operator_callbacks_total", outcome="success")
+        == status["completed"]
+    )
+    assert operator_metric(operator, "cj_operator_completion_events_total", state="COMPLETED") == 1
 
     batches.delete("town")
     batches.wait_gone("town", operator)
@@ -203,7 +247,7 @@ async def test_batch_runs_to_completion_with_results_and_one_event(
 
 
 async def test_suspended_batch_submits_nothing_until_resumed(
-    operator: OperatorProcess, batches: Batches
+    operator: Stack, batches: Batches
 ) -> None:
     batches.create("paused", spec(suspend=True))
     obj = batches.wait("paused", lambda o: phase(o) == "Suspended", "Suspended phase", operator)
@@ -219,7 +263,7 @@ async def test_suspended_batch_submits_nothing_until_resumed(
 
 
 async def test_deleting_a_running_batch_cancels_it(
-    operator: OperatorProcess, batches: Batches, cluster: ClusterEnv, database_url: str
+    operator: Stack, batches: Batches, database_url: str
 ) -> None:
     slow = spec(judge={"provider": "mock", "model": "mock?latency_ms=4000"})
     uid = batches.create("slow", slow)["metadata"]["uid"]
@@ -228,7 +272,7 @@ async def test_deleting_a_running_batch_cancels_it(
     )
     batches.delete("slow")
     batches.wait_gone("slow", operator)
-    events = await completions(cluster, operator.completion_topic, at_least=1, settle=2.0)
+    events = await completions(operator, at_least=1, settle=2.0)
     assert [e.data.state for e in events] == [BatchStateEnum.CANCELLED]
     assert events[0].data.batch_id == uid
     row = await _db_batch(database_url, uid)
@@ -237,9 +281,7 @@ async def test_deleting_a_running_batch_cancels_it(
     assert row.completed + row.failed == row.submitted
 
 
-async def test_essays_from_config_maps_wait_for_them(
-    operator: OperatorProcess, batches: Batches
-) -> None:
+async def test_essays_from_config_maps_wait_for_them(operator: Stack, batches: Batches) -> None:
     source = spec(essays=None, essaysFrom=[{"configMap": "class-7b"}])
     del source["essays"]
     batches.create("from-cm", source)
@@ -266,7 +308,7 @@ async def test_essays_from_config_maps_wait_for_them(
     assert done["status"]["essays"] == 6
 
 
-async def test_invalid_essays_fail_the_batch(operator: OperatorProcess, batches: Batches) -> None:
+async def test_invalid_essays_fail_the_batch(operator: Stack, batches: Batches) -> None:
     batches.core.create_namespaced_config_map(
         batches.namespace,
         k8s_client.V1ConfigMap(
@@ -285,7 +327,7 @@ async def test_invalid_essays_fail_the_batch(operator: OperatorProcess, batches:
 
 
 async def test_comparisons_that_always_fail_end_in_low_success_rate(
-    operator: OperatorProcess, batches: Batches, cluster: ClusterEnv
+    operator: Stack, batches: Batches
 ) -> None:
     batches.create("refused", spec(judge={"provider": "mock", "model": "mock?fail=too_long"}))
     failed = batches.wait("refused", _finished, "Failed phase", operator)
@@ -294,12 +336,12 @@ async def test_comparisons_that_always_fail_end_in_low_success_rate(
     assert succeeded["status"] == "False" and succeeded["reason"] == "LowSuccessRate"
     assert failed["status"]["completed"] == 0
     assert failed["status"]["failed"] == failed["status"]["submitted"]
-    events = await completions(cluster, operator.completion_topic, at_least=1, settle=1.0)
+    events = await completions(operator, at_least=1, settle=1.0)
     assert [e.data.state for e in events] == [BatchStateEnum.FAILED]
 
 
 async def test_a_restarted_operator_finishes_the_batch_once(
-    operator: OperatorProcess, batches: Batches, cluster: ClusterEnv
+    operator: Stack, batches: Batches
 ) -> None:
     batches.create("restart", spec(judge={"provider": "mock", "model": "mock?latency_ms=700"}))
     batches.wait(
@@ -308,12 +350,13 @@ async def test_a_restarted_operator_finishes_the_batch_once(
         "submissions",
         operator,
     )
-    operator.kill()
-    operator.start()
+    assert operator.operator is not None
+    operator.operator.kill()
+    operator.start_operator()
     done = batches.wait("restart", _finished, "completion after restart", operator, within=120)
     assert done["status"]["phase"] == "Completed"
     assert done["status"]["completed"] + done["status"]["failed"] <= done["status"]["submitted"]
-    events = await completions(cluster, operator.completion_topic, at_least=1, settle=3.0)
+    events = await completions(operator, at_least=1, settle=3.0)
     assert len(events) == 1
 
 
@@ -323,7 +366,7 @@ async def test_a_restarted_operator_finishes_the_batch_once(
     indirect=True,
 )
 async def test_overdue_callbacks_are_resubmitted_then_given_up(
-    operator: OperatorProcess, batches: Batches
+    operator: Stack, batches: Batches
 ) -> None:
     slow = spec(
         judge={"provider": "mock", "model": "mock?latency_ms=10000"},
@@ -337,10 +380,10 @@ async def test_overdue_callbacks_are_resubmitted_then_given_up(
     assert condition(failed, "Succeeded")["reason"] == "LowSuccessRate"
     # 3 comparisons, each sent twice (attempt 1, then its retry), every one overdue.
     assert (status["submitted"], status["completed"], status["failed"]) == (6, 0, 6)
-    assert operator.metric("cj_operator_comparisons_overdue_total") == 6
+    assert operator_metric(operator, "cj_operator_comparisons_overdue_total") == 6
     batches.wait(
         "overdue",
-        lambda _: operator.metric("cj_operator_callbacks_total", outcome="stale") >= 3,
+        lambda _: operator_metric(operator, "cj_operator_callbacks_total", outcome="stale") >= 3,
         "late callbacks counted as stale",
         operator,
     )
@@ -348,7 +391,7 @@ async def test_overdue_callbacks_are_resubmitted_then_given_up(
 
 @pytest.mark.parametrize("operator_env", [{"BATCH_TIMEOUT_HOURS": "0.0015"}], indirect=True)
 async def test_timeout_fails_a_batch_with_too_few_answers(
-    operator: OperatorProcess, batches: Batches
+    operator: Stack, batches: Batches
 ) -> None:
     batches.create("late", spec(judge={"provider": "mock", "model": "mock?latency_ms=60000"}))
     failed = batches.wait("late", _finished, "Failed phase", operator, within=60)

@@ -20,8 +20,8 @@ from kubernetes import client as k8s_client
 from cj_operator.crd import CRD_PATH
 from cj_operator.k8s_io import KubernetesApi
 from cj_operator.leadership import PeeringGate
-from tests.conftest import unique_name
 from tests.support.devcluster import ClusterEnv
+from tests.support.isolation import unique_name
 
 PEERING_CRDS = CRD_PATH.parent / "kopf-peering.yaml"
 

@@ -8,8 +8,8 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaConnectionError
 
 from cj_plumbing.kafka_admin import ensure_topics, list_topics
-from tests.conftest import unique_name
 from tests.support.devcluster import ClusterEnv
+from tests.support.isolation import unique_name
 from tests.support.processes import free_port
 
 

@@ -9,8 +9,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import UnknownTopicOrPartitionError
 
-from tests.conftest import TopicFactory, unique_name
 from tests.support.devcluster import ClusterEnv
+from tests.support.isolation import TopicFactory, unique_name
 
 
 async def test_produce_then_consume_in_a_group(

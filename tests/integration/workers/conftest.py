@@ -9,9 +9,9 @@ import pytest
 import pytest_asyncio
 import redis.asyncio as aioredis
 
-from tests.conftest import TopicFactory
-from tests.integration.workers.stack import Stack
 from tests.support.devcluster import ClusterEnv
+from tests.support.isolation import TopicFactory, unique_name
+from tests.support.stack import Stack, StackConfig
 
 
 @pytest_asyncio.fixture
@@ -24,10 +24,26 @@ async def callback_topic(kafka_topic: TopicFactory) -> str:
 def stack(
     cluster: ClusterEnv, redis_prefix: str, callback_topic: str, tmp_path: Path
 ) -> Iterator[Stack]:
-    """API and workers of one test; all stopped afterwards (logs under tmp_path)."""
-    s = Stack(cluster, redis_prefix, callback_topic, tmp_path)
+    """A provider side for one test, nothing started: the test starts its API and workers
+    (`start_api`, `start_worker`); all stopped afterwards (logs under tmp_path)."""
+    config = StackConfig(
+        cluster=cluster,
+        callback_topic=callback_topic,
+        redis_prefix=redis_prefix,
+        group=unique_name("t-"),
+        workers=0,
+        operator=False,
+        callback_topic_pattern=r"^test\..+",
+        provider_env={"CJ_LOG_LEVEL": "INFO"},
+        worker_env={
+            "CJ_WORKER_VISIBILITY_TIMEOUT_SECONDS": "2",
+            "CJ_WORKER_RECLAIM_INTERVAL_SECONDS": "0.5",
+            "CJ_WORKER_SHUTDOWN_DEADLINE_SECONDS": "10",
+        },
+    )
+    s = Stack(config, tmp_path)
     yield s
-    s.stop_all()
+    s.stop()
 
 
 @pytest_asyncio.fixture

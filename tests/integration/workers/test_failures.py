@@ -16,10 +16,13 @@ from cj_workers.keys import RedisKeys
 from cj_workers.ratelimit import RedisRateLimiter, Reservation
 from cj_workers.settings import RateLimit
 from common_core import LLMProviderType
-from tests.conftest import TopicFactory, unique_name
-from tests.integration.workers.stack import Event, Stack, collect, metric, request, wait_for
+from tests.integration.workers.comparisons import Event, collect, request
 from tests.support.devcluster import REPO_ROOT, ClusterEnv
+from tests.support.isolation import TopicFactory, unique_name
+from tests.support.metrics import metric
+from tests.support.polling import wait_for
 from tests.support.processes import free_port
+from tests.support.stack import Stack
 
 MOCK = {"provider_override": "mock", "model_override": "mock"}
 OFFLINE = {"provider_override": "offline"}
@@ -35,18 +38,18 @@ async def submit(api: str, topic: str, cases: list[str], overrides: dict[str, st
 async def test_sigkill_mid_request_then_another_worker_completes_it(
     stack: Stack, redis: aioredis.Redis
 ) -> None:
-    _, api = stack.api()
-    doomed, _ = stack.worker("doomed", CJ_WORKER_MOCK_LATENCY_MS="60000")
+    api = stack.start_api().url
+    doomed = stack.start_worker("doomed", CJ_WORKER_MOCK_LATENCY_MS="60000")
     queue = stack.queue(redis)
-    await submit(api, stack.topic, ["k1"], MOCK)
+    await submit(api, stack.config.callback_topic, ["k1"], MOCK)
 
     async def taken() -> bool:
         return await queue.pending_count() == 1
 
     await wait_for(taken, 30, "entry taken by the first worker")
     doomed.kill()
-    _, rescuer = stack.worker("rescuer")
-    events = await collect(stack.cluster, stack.topic, 1, settle=1.0)
+    rescuer = stack.start_worker("rescuer").url
+    events = await collect(stack, 1, settle=1.0)
     assert len(events) == 1 and events[0][1].data.is_success
     assert metric(rescuer, "cj_provider_reclaimed_total") == 1
 
@@ -59,10 +62,12 @@ async def test_sigkill_mid_request_then_another_worker_completes_it(
 async def test_sigterm_finishes_in_flight_work_and_leaves_the_rest_pending(
     stack: Stack, redis: aioredis.Redis
 ) -> None:
-    _, api = stack.api()
+    api = stack.start_api().url
     queue = stack.queue(redis)
-    worker, _ = stack.worker("drainer", CJ_WORKER_MOCK_LATENCY_MS="1500", CJ_WORKER_CONCURRENCY="4")
-    await submit(api, stack.topic, ["d1", "d2", "d3"], MOCK)
+    worker = stack.start_worker(
+        "drainer", CJ_WORKER_MOCK_LATENCY_MS="1500", CJ_WORKER_CONCURRENCY="4"
+    )
+    await submit(api, stack.config.callback_topic, ["d1", "d2", "d3"], MOCK)
 
     async def all_taken() -> bool:
         return await queue.pending_count() == 3
@@ -71,15 +76,15 @@ async def test_sigterm_finishes_in_flight_work_and_leaves_the_rest_pending(
     worker.signal(signal.SIGTERM)
     assert worker.proc is not None
     assert await asyncio.to_thread(worker.proc.wait, 30) == 0, worker.tail()
-    events = await collect(stack.cluster, stack.topic, 3)
+    events = await collect(stack, 3)
     assert sorted(e.data.request_metadata["case"] for _, e in events) == ["d1", "d2", "d3"]
     assert await queue.pending_count() == 0
 
     # Past the deadline the worker exits anyway and the entry stays pending for another.
-    slow, _ = stack.worker(
+    slow = stack.start_worker(
         "slow", CJ_WORKER_MOCK_LATENCY_MS="60000", CJ_WORKER_SHUTDOWN_DEADLINE_SECONDS="1"
     )
-    await submit(api, stack.topic, ["late"], MOCK)
+    await submit(api, stack.config.callback_topic, ["late"], MOCK)
 
     async def one_taken() -> bool:
         return await queue.pending_count() == 1
@@ -90,16 +95,16 @@ async def test_sigterm_finishes_in_flight_work_and_leaves_the_rest_pending(
     assert await asyncio.to_thread(slow.proc.wait, 30) == 0, slow.tail()
     assert "deadline reached; entries left pending" in slow.log_path.read_text()
     assert await queue.pending_count() == 1
-    assert len(await collect(stack.cluster, stack.topic, 3, settle=1.0)) == 3
+    assert len(await collect(stack, 3, settle=1.0)) == 3
 
 
 async def test_kafka_down_keeps_the_entry_pending_until_a_worker_can_publish(
     stack: Stack, redis: aioredis.Redis
 ) -> None:
-    _, api = stack.api()
+    api = stack.start_api().url
     queue = stack.queue(redis)
     closed = f"127.0.0.1:{free_port()}"
-    cut_off, cut_url = stack.worker(
+    cut_off = stack.start_worker(
         "cut-off",
         KAFKA_BOOTSTRAP_SERVERS=closed,
         CJ_KAFKA_BOOTSTRAP_TIMEOUT_SECONDS="2",
@@ -107,7 +112,8 @@ async def test_kafka_down_keeps_the_entry_pending_until_a_worker_can_publish(
         CJ_WORKER_PUBLISH_BACKOFF_MAX_SECONDS="0.5",
         CJ_WORKER_SHUTDOWN_DEADLINE_SECONDS="1",
     )
-    await submit(api, stack.topic, ["survivor"], OFFLINE)
+    cut_url = cut_off.url
+    await submit(api, stack.config.callback_topic, ["survivor"], OFFLINE)
 
     async def failing() -> bool:
         return metric(cut_url, "cj_provider_callback_publish_failures_total") >= 2
@@ -119,8 +125,8 @@ async def test_kafka_down_keeps_the_entry_pending_until_a_worker_can_publish(
     assert cut_off.stop() == 0
     assert await queue.pending_count() == 1
 
-    stack.worker("healthy")
-    events = await collect(stack.cluster, stack.topic, 1, settle=1.0)
+    stack.start_worker("healthy")
+    events = await collect(stack, 1, settle=1.0)
     assert [e.data.request_metadata["case"] for _, e in events] == ["survivor"]
 
     async def acked() -> bool:
@@ -204,27 +210,27 @@ async def test_token_limit_counts_reported_usage(redis: aioredis.Redis, redis_pr
 async def test_a_deleted_callback_topic_does_not_stall_other_work(
     stack: Stack, redis: aioredis.Redis, kafka_topic: TopicFactory
 ) -> None:
-    _, api = stack.api()
+    api = stack.start_api().url
     doomed = await kafka_topic("doomed")
     await submit(api, doomed, ["orphan"], OFFLINE)
-    admin = AIOKafkaAdminClient(bootstrap_servers=stack.cluster.kafka_bootstrap_servers)
+    admin = AIOKafkaAdminClient(bootstrap_servers=stack.config.cluster.kafka_bootstrap_servers)
     await admin.start()
     try:
         await admin.delete_topics([doomed])
     finally:
         await admin.close()
-    await submit(api, stack.topic, ["delivered"], OFFLINE)
+    await submit(api, stack.config.callback_topic, ["delivered"], OFFLINE)
 
-    stack.worker(
+    stack.start_worker(
         "w1",
         CJ_WORKER_MISSING_TOPIC_ATTEMPTS="3",
         CJ_WORKER_PUBLISH_BACKOFF_MAX_SECONDS="0.5",
         CJ_WORKER_PUBLISH_TIMEOUT_SECONDS="3",
     )
-    events = await collect(stack.cluster, stack.topic, 1, settle=1.0)
+    events = await collect(stack, 1, settle=1.0)
     assert [e.data.request_metadata["case"] for _, e in events] == ["delivered"]
 
-    dead_key = RedisKeys(stack.prefix).dead_letter
+    dead_key = RedisKeys(stack.config.redis_prefix).dead_letter
 
     async def dead_lettered() -> bool:
         return int(await redis.xlen(dead_key)) == 1

@@ -10,7 +10,9 @@ import httpx
 from cj_workers.providers.offline import offline_verdict
 from common_core import BatchCancelResponse, LLMErrorCode, LLMQueuedResponse, ProcessingEvent
 from common_core.metadata_keys import ESSAY_A_METADATA, ESSAY_B_METADATA, TRUE_SCORE
-from tests.integration.workers.stack import Stack, collect, metric, request
+from tests.integration.workers.comparisons import collect, request
+from tests.support.metrics import metric
+from tests.support.stack import Stack
 
 TOKEN = "s3cret-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -21,14 +23,14 @@ def mock(directives: str) -> dict[str, object]:
 
 
 async def test_requests_flow_to_kafka_with_success_and_error_events(stack: Stack) -> None:
-    _, api = stack.api(CJ_API_AUTH_TOKEN=TOKEN, CJ_API_MAX_ESSAY_CHARS="2000")
-    _, worker = stack.worker(
+    api = stack.start_api(CJ_API_AUTH_TOKEN=TOKEN, CJ_API_MAX_ESSAY_CHARS="2000").url
+    worker = stack.start_worker(
         "w1",
         CJ_WORKER_MAX_ATTEMPTS="2",
         CJ_WORKER_RETRY_BASE_SECONDS="0.01",
         CJ_WORKER_PROVIDER_TIMEOUT_SECONDS="1",
-    )
-    topic = stack.topic
+    ).url
+    topic = stack.config.callback_topic
     sim_meta = {ESSAY_A_METADATA: {TRUE_SCORE: 3.0}, ESSAY_B_METADATA: {TRUE_SCORE: -3.0}}
     cases: dict[str, dict[str, object]] = {
         "offline": {"llm_config_overrides": {"provider_override": "offline"}},
@@ -60,7 +62,7 @@ async def test_requests_flow_to_kafka_with_success_and_error_events(stack: Stack
         assert bulk.status_code == 202, bulk.text
         assert all(o["queued"] for o in bulk.json()["outcomes"])
 
-    events = await collect(stack.cluster, topic, len(cases))
+    events = await collect(stack, len(cases))
     by_case = {e.data.request_metadata["case"]: (key, e) for key, e in events}
     assert set(by_case) == set(cases)
 
@@ -95,17 +97,11 @@ async def test_requests_flow_to_kafka_with_success_and_error_events(stack: Stack
     assert by_case["rate-limited"][1].data.error_detail.retryable  # type: ignore[union-attr]
     assert by_case["rate-limited"][1].data.error_detail.details["attempts"] == 2  # type: ignore[union-attr]
 
-    assert metric(worker, "cj_provider_callback_events_published_total", {"status": "error"}) == 7
-    assert metric(worker, "cj_provider_callback_events_published_total", {"status": "success"}) == 4
+    assert metric(worker, "cj_provider_callback_events_published_total", status="error") == 7
+    assert metric(worker, "cj_provider_callback_events_published_total", status="success") == 4
+    assert metric(worker, "cj_provider_requests_total", provider="mock", status="success") == 1
     assert (
-        metric(worker, "cj_provider_requests_total", {"provider": "mock", "status": "success"}) == 1
-    )
-    assert (
-        metric(
-            worker,
-            "cj_provider_retries_total",
-            {"provider": "mock", "code": "LLM_PROVIDER_RATE_LIMIT"},
-        )
+        metric(worker, "cj_provider_retries_total", provider="mock", code="LLM_PROVIDER_RATE_LIMIT")
         == 1
     )
 
@@ -115,8 +111,8 @@ def cases_essay(which: str) -> str:
 
 
 async def test_api_refuses_bad_requests_with_error_details(stack: Stack) -> None:
-    _, api = stack.api(CJ_API_AUTH_TOKEN=TOKEN, CJ_API_MAX_ESSAY_CHARS="2000")
-    topic = stack.topic
+    api = stack.start_api(CJ_API_AUTH_TOKEN=TOKEN, CJ_API_MAX_ESSAY_CHARS="2000").url
+    topic = stack.config.callback_topic
     async with httpx.AsyncClient(base_url=api, headers=AUTH, timeout=10) as client:
 
         async def refused(body: object, status: int, code: LLMErrorCode) -> dict[str, object]:
@@ -185,22 +181,29 @@ async def test_api_refuses_bad_requests_with_error_details(stack: Stack) -> None
         assert path in spec["paths"]
     assert "LLMComparisonBulkRequest" in spec["components"]["schemas"]
     assert ready == {"ready": True, "redis": True, "kafka": True}
-    assert metric(api, "cj_provider_api_submissions_total", {"outcome": "queued"}) == 1
+    assert metric(api, "cj_provider_api_submissions_total", outcome="queued") == 1
 
 
 async def test_queue_full_priority_and_expiry(stack: Stack) -> None:
-    _, api = stack.api(
+    api = stack.start_api(
         CJ_API_QUEUE_HIGH_WATER="3", CJ_API_QUEUE_LOW_WATER="1", CJ_API_REQUEST_TTL_SECONDS="1"
-    )
+    ).url
     offline = {"provider_override": "offline"}
     async with httpx.AsyncClient(base_url=api, timeout=10) as client:
         for case, priority in [("n1", "normal"), ("n2", "normal"), ("h1", "high")]:
             r = await client.post(
                 "/api/v1/comparison",
-                json=request(stack.topic, case, priority=priority, llm_config_overrides=offline),
+                json=request(
+                    stack.config.callback_topic,
+                    case,
+                    priority=priority,
+                    llm_config_overrides=offline,
+                ),
             )
             assert r.status_code == 202, r.text
-        full = await client.post("/api/v1/comparison", json=request(stack.topic, "n3"))
+        full = await client.post(
+            "/api/v1/comparison", json=request(stack.config.callback_topic, "n3")
+        )
         assert full.status_code == 503
         assert full.headers["Retry-After"] == "30"
         assert full.json()["error_code"] == LLMErrorCode.QUEUE_FULL.value
@@ -208,8 +211,8 @@ async def test_queue_full_priority_and_expiry(stack: Stack) -> None:
 
         # Requests older than their TTL (1 s) when a worker takes them yield error events.
         await asyncio.sleep(1.5)
-        stack.worker("w1", CJ_WORKER_CONCURRENCY="1")
-        events = await collect(stack.cluster, stack.topic, 3)
+        stack.start_worker("w1", CJ_WORKER_CONCURRENCY="1")
+        events = await collect(stack, 3)
         # One at a time (concurrency 1), high priority first; partitions do not keep a global
         # order, so order by completion time.
         events.sort(key=lambda ke: ke[1].data.completed_at)
@@ -221,25 +224,26 @@ async def test_queue_full_priority_and_expiry(stack: Stack) -> None:
 
         # Drained below the low-water mark: accepted again.
         again = await client.post(
-            "/api/v1/comparison", json=request(stack.topic, "n4", llm_config_overrides=offline)
+            "/api/v1/comparison",
+            json=request(stack.config.callback_topic, "n4", llm_config_overrides=offline),
         )
         assert again.status_code == 202, again.text
 
 
 async def test_a_cancelled_batch_is_skipped(stack: Stack, redis: object) -> None:
-    _, api = stack.api()
+    api = stack.start_api().url
     offline = {"provider_override": "offline"}
     async with httpx.AsyncClient(base_url=api, timeout=10) as client:
         for case, batch in [("x1", "batch-x"), ("y1", "batch-y"), ("x2", "batch-x")]:
-            body = request(stack.topic, case, llm_config_overrides=offline)
+            body = request(stack.config.callback_topic, case, llm_config_overrides=offline)
             body["metadata"] = {"case": case, "batch_id": batch}
             posted = await client.post("/api/v1/comparison", json=body)
             assert posted.status_code == 202
         cancel = await client.post("/api/v1/batches/batch-x/cancel")
         assert cancel.status_code == 200, cancel.text
         assert BatchCancelResponse.model_validate(cancel.json()).batch_id == "batch-x"
-    _, worker = stack.worker("w1")
-    events = await collect(stack.cluster, stack.topic, 1, settle=2.0)
+    worker = stack.start_worker("w1").url
+    events = await collect(stack, 1, settle=2.0)
     assert [e.data.request_metadata["case"] for _, e in events] == ["y1"]
     assert metric(worker, "cj_provider_skipped_total") == 2
     queue = stack.queue(redis)  # type: ignore[arg-type]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.unit.deploy.chart import (
+from tests.support.chart import (
     ALL_ON_VALUES,
     CHART_DIR,
     REPO_ROOT,
@@ -361,7 +361,7 @@ def test_metrics_annotations_match_the_container_ports(default_objects: list[Obj
 
 
 def test_template_failures_name_the_value() -> None:
-    from tests.unit.deploy.chart import HelmError
+    from tests.support.chart import HelmError
 
     with pytest.raises(HelmError, match=r"queueLowWater \(30000\) must not exceed"):
         render({"providerApi.queueLowWater": 30000})

@@ -11,7 +11,7 @@ from cj_operator.settings import OperatorSettings
 from cj_workers.settings import ProviderApiSettings, TopicBootstrapSettings, WorkerSettings
 from deploy import chart_readme, values_schema
 from deploy.values_schema import env_names
-from tests.unit.deploy.chart import (
+from tests.support.chart import (
     ALL_ON_VALUES,
     CHART_DIR,
     HelmError,

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 from deploy import dashboard
-from tests.unit.deploy.chart import REPO_ROOT
+from tests.support.chart import REPO_ROOT
 
 METRIC = re.compile(r"\b(cj_[a-z0-9_]+)")
 SUFFIXES = ("_bucket", "_sum", "_count")

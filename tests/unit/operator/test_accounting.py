@@ -15,7 +15,7 @@ from cj_operator.accounting import (
     should_retry,
 )
 from common_core import EssayComparisonWinner, LLMErrorCode
-from tests.unit.operator.factories import failure, success
+from tests.support.factories import failure, success
 
 
 def _pair(

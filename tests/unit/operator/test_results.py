@@ -15,7 +15,7 @@ from cj_operator.results import (
     results_json,
 )
 from common_core import BatchStateEnum
-from tests.unit.operator.factories import NOW
+from tests.support.factories import NOW
 
 ROWS = [
     ResultRow("b", -0.5, 0.4, 2, 3, 1, {"true_score": 2.0, "rank": "x"}),

@@ -12,7 +12,7 @@ from cj_operator.kafka_io import parse_callback
 from cj_operator.leadership import is_active
 from cj_operator.status.patcher import Coalescer
 from common_core import EventEnvelope, LLMComparisonResultV1
-from tests.unit.operator.factories import success
+from tests.support.factories import success
 
 
 class Clock:

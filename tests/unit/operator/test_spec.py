@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from cj_operator import crd
 from cj_operator.spec import CJBatchSpec, duration_seconds
-from tests.unit.operator.spec_cases import INVALID, VALID, Case, base_spec
+from tests.support.spec_cases import INVALID, VALID, Case, base_spec
 
 
 def _wire_path(loc: tuple[int | str, ...]) -> str:

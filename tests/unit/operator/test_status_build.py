@@ -11,7 +11,7 @@ import pytest
 from cj_operator.status.build import BatchSnapshot, build_status, progress_percent, status_patch
 from cj_operator.status.model import CJBatchStatus, TopEssay
 from common_core import BatchStateEnum
-from tests.unit.operator.factories import NOW
+from tests.support.factories import NOW
 
 
 def snap(**changes: Any) -> BatchSnapshot:

@@ -1,4 +1,4 @@
-"""Builders of valid contract objects for the operator's unit tests."""
+"""Builders of valid contract objects (comparison results) for unit and integration tests."""
 
 from __future__ import annotations
 
