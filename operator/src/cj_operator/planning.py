@@ -66,6 +66,10 @@ class RoundState:
     stability_threshold: float
     min_results_for_stability: int
     reliability_target: float | None
+    results_at_previous_fit: int | None = None
+    """Comparisons with a winner when `previous_scores` were fitted; None when unknown. When
+    no winner came since (e.g. every comparison of the round failed), the fit cannot have
+    moved, so score stability is not judged from it."""
 
 
 @dataclass(frozen=True)
@@ -124,7 +128,12 @@ def decide_round_end(state: RoundState) -> Stop | NextRound:
             failed=True,
         )
     scores = state.fit.scores if state.fit is not None else None
-    change = max_score_change(state.previous_scores, scores) if scores is not None else None
+    new_results = state.results_at_previous_fit is None or successes > state.results_at_previous_fit
+    change = (
+        max_score_change(state.previous_scores, scores)
+        if scores is not None and new_results
+        else None
+    )
     decision = decide_stop(
         n_items=state.n_items,
         results=successes,

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-import common_core
 from cj_operator.lifecycle.reasons import STOP_REASONS, Reason
 from cj_operator.lifecycle.transitions import ALLOWED, IllegalTransitionError, move
 from cj_operator.status.model import Phase
@@ -101,13 +100,23 @@ CONDITION_TYPES = {"Succeeded", "Progressing", "Suspended", "EssaysLoaded"}
 KUBERNETES_KINDS = {"ClusterKopfPeering", "ScaledObject", "ServiceMonitor", "PodMonitor"}
 
 
+CLASS = re.compile(r"^class (\w+)", re.MULTILINE)
+CLASS_NAMES = {
+    name
+    for folder in ("common_core", "operator", "workers", "plumbing")
+    for path in (REPO_ROOT / folder).rglob("*.py")
+    for name in CLASS.findall(path.read_text(encoding="utf-8"))
+}
+"""Classes of our own packages, which docs name in backticks too (e.g. `CallbackStore`)."""
+
+
 def _known_name(name: str) -> bool:
     return (
         name in set(Reason)
+        or name in CLASS_NAMES
         or name in typing.get_args(Phase)
         or name in CONDITION_TYPES
         or name in KUBERNETES_KINDS
-        or hasattr(common_core, name)
         or hasattr(builtins, name)
     )
 

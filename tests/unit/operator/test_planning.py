@@ -112,3 +112,27 @@ def test_no_fit_yet_still_plans() -> None:
 def test_success_rate() -> None:
     assert success_rate(0, 0) is None
     assert success_rate(3, 1) == 0.75
+
+
+def test_a_round_without_new_winners_is_not_taken_for_stable_scores() -> None:
+    fit = fit_bradley_terry(N, ROUND_1)
+    failed_round = [(0, 2), (1, 3), (4, 6), (5, 7)]
+    unchanged = state(
+        round=2,
+        history=ROUND_1 + failed_round,
+        final_failures=len(failed_round),
+        min_success_rate=0.0,
+        min_results_for_stability=0,
+        previous_scores=fit.scores,
+        fit=fit,
+        results_at_previous_fit=len(ROUND_1),
+    )
+    # Every comparison of round 2 failed: the refit equals the previous fit, which says
+    # nothing about stability, so the batch plans round 3 instead of stopping.
+    decision = decide_round_end(unchanged)
+    assert isinstance(decision, NextRound)
+    assert decision.round == 3
+    # Had a winner come in since the previous fit, the same zero change would mean stable.
+    stopped = decide_round_end(replace(unchanged, results_at_previous_fit=len(ROUND_1) - 1))
+    assert isinstance(stopped, Stop)
+    assert stopped.reason == Reason.SCORES_STABLE

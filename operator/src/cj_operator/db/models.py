@@ -107,6 +107,7 @@ class Batch(Base):
     total_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
     reliability: Mapped[float | None] = mapped_column(Double, nullable=True)
     ssr: Mapped[float | None] = mapped_column(Double, nullable=True)
+    fitted_results: Mapped[int | None] = mapped_column(Integer, nullable=True)
     max_score_change: Mapped[float | None] = mapped_column(Double, nullable=True)
     provider: Mapped[str | None] = mapped_column(String(32), nullable=True)
     model: Mapped[str | None] = mapped_column(String(200), nullable=True)

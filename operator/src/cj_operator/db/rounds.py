@@ -308,6 +308,7 @@ async def write_scores(
     )
     batch.reliability = fit.reliability
     batch.ssr = fit.ssr
+    batch.fitted_results = len(ledger.outcomes)
 
 
 async def finish(

@@ -81,9 +81,11 @@ async def decide(db: Database, uid: str, fit: Fitter) -> StepResult:
         spec = batch.parsed_spec()
         ledger = await rounds.pair_ledger(session, uid)
         previous = await rounds.previous_scores(session, uid, batch.essays_count)
+        results_at_previous_fit = batch.fitted_results if previous is not None else None
         fitted = await fit(batch.essays_count, ledger.outcomes)
         if fitted is not None:
-            batch.max_score_change = max_score_change(previous, fitted.scores)
+            if results_at_previous_fit is None or len(ledger.outcomes) > results_at_previous_fit:
+                batch.max_score_change = max_score_change(previous, fitted.scores)
             await rounds.write_scores(session, batch, fitted, ledger)
         decision = decide_round_end(
             RoundState(
@@ -101,6 +103,7 @@ async def decide(db: Database, uid: str, fit: Fitter) -> StepResult:
                 stability_threshold=spec.stopping.score_stability_threshold,
                 min_results_for_stability=spec.stopping.min_results_for_stability,
                 reliability_target=spec.stopping.reliability_target,
+                results_at_previous_fit=results_at_previous_fit,
             )
         )
         if isinstance(decision, NextRound):
@@ -127,11 +130,10 @@ async def score(db: Database, uid: str, fit: Fitter) -> StepResult:
         if batch is None or batch.state != BatchStateEnum.SCORING:
             return StepResult(finished=batch is not None and batch.state.is_terminal)
         ledger = await rounds.pair_ledger(session, uid)
-        previous = await rounds.previous_scores(session, uid, batch.essays_count)
         fitted = await fit(batch.essays_count, ledger.outcomes)
         if fitted is not None:
-            if previous is not None:
-                batch.max_score_change = max_score_change(previous, fitted.scores)
+            # max_score_change keeps the value the stop was decided on: the final fit adds
+            # only answers that were in flight, and refitting the same data would report ~0.
             await rounds.write_scores(session, batch, fitted, ledger)
         stop_reason = Reason(batch.reason)
         if stop_reason == Reason.LOW_SUCCESS_RATE:

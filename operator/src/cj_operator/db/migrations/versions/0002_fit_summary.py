@@ -1,7 +1,9 @@
-"""Keep the scale separation reliability beside the empirical-Bayes one.
+"""Fit summary: the scale separation reliability beside the empirical-Bayes one, and how many
+answers the latest fit used.
 
 `cj_batches.reliability` now holds the empirical-Bayes reliability (it stops batches);
-`cj_batches.ssr` the scale separation reliability of the same fit.
+`cj_batches.ssr` the scale separation reliability of the same fit; `cj_batches.fitted_results`
+the comparisons with a winner in that fit (score stability is judged only after new ones).
 
 Revision ID: 0002
 Revises: 0001
@@ -22,7 +24,9 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     op.add_column("cj_batches", sa.Column("ssr", sa.Double(), nullable=True))
+    op.add_column("cj_batches", sa.Column("fitted_results", sa.Integer(), nullable=True))
 
 
 def downgrade() -> None:
+    op.drop_column("cj_batches", "fitted_results")
     op.drop_column("cj_batches", "ssr")
