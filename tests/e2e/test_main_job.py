@@ -10,6 +10,7 @@ import json
 import statistics
 from typing import Any
 
+import pytest
 import yaml
 from kubernetes import client as k8s_client
 from scipy.stats import spearmanr
@@ -73,7 +74,27 @@ async def _run_and_check(
     assert completions[0].completed == status["completed"]
     assert {r.essay_id for r in completions[0].rankings} == set(texts)
 
+    # What a teacher reads beside the ranking: both reliabilities, the order effect, misfit.
+    assert 0.0 <= status["reliability"] <= 1.0 and 0.0 <= status["ssr"] <= 1.0
+    order = status["orderEffect"]
+    assert order["standardError"] > 0 and 0.0 <= order["pValue"] <= 1.0
+    conditions = {c["type"]: c for c in status["conditions"]}
+    assert conditions["OrderEffect"]["status"] == ("True" if order["significant"] else "False")
+    assert status["budget"] >= status["submitted"] - status["failed"] > 0
+    wide = kubectl(cluster, "get", "cjb", name, "-n", namespace, "-o", "wide").splitlines()
+    assert "RELIABILITY" in wide[0] and "SSR" in wide[0]
+    assert str(status["reliability"]) in wide[1] and str(status["ssr"]) in wide[1]
+    summary = batches.results_summary(name)
+    assert (summary["reliability"], summary["ssr"]) == pytest.approx(
+        (status["reliability"], status["ssr"]), abs=1e-4
+    )
+    assert summary["order_effect"]["estimate"] == pytest.approx(order["estimate"], abs=1e-4)
+    assert [j["judge"] for j in summary["judges"]] == ["offline/offline-quality-v1"]
+    assert len(summary["misfitting_essays"]) == status["misfittingEssays"]
+
     rows = batches.results_rows(name)
+    assert all(r["infit"] > 0 and r["outfit"] > 0 for r in rows), "every essay has misfit"
+    assert sum(r["misfit"] for r in rows) == status["misfittingEssays"]
     assert {r["essay_id"] for r in rows} == set(texts)
     assert all(r["rank"] is not None for r in rows), "every essay is ranked"
     assert sorted(r["rank"] for r in rows) == list(range(1, len(texts) + 1))
@@ -84,7 +105,9 @@ async def _run_and_check(
     print(
         f"\n{name}: {len(texts)} essays, {status['submitted']} comparisons "
         f"({status['submitted'] * 2 / len(texts):.1f} per essay), rounds {status['round']}, "
-        f"reliability {status['reliability']:.3f}, Spearman vs offline judge {rho_judge:.3f}"
+        f"reliability {status['reliability']:.3f} (SSR {status['ssr']:.3f}), order effect "
+        f"{order['estimate']:+.2f} (SE {order['standardError']:.2f}), misfitting essays "
+        f"{status['misfittingEssays']}, Spearman vs offline judge {rho_judge:.3f}"
     )
     assert rho_judge >= 0.9, "the pipeline preserves the judge's signal"
     return rows
@@ -147,6 +170,7 @@ async def test_example_batch_through_the_whole_system(
     assert json.loads(printed.output) == rows
     table = CliRunner().invoke(cjctl, ["results", name, *kube])
     assert rows[0]["essay_id"] in table.output
+    assert "OUTFIT" in table.output and "SSR" in table.output and "order effect" in table.output
 
     level = {e["id"]: e["metadata"]["intendedLevel"] for e in doc["spec"]["essays"]}
     rho = spearmanr([r["score"] for r in rows], [level[r["essay_id"]] for r in rows]).statistic

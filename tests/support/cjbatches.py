@@ -111,6 +111,14 @@ class Batches:
         rows: list[dict[str, Any]] = json.loads(cm.data["results.json"])
         return rows
 
+    def results_summary(self, name: str) -> dict[str, Any]:
+        """`summary.json` of the batch's results ConfigMap (reliabilities, order effect, judges)."""
+        cm: Any = self.core.read_namespaced_config_map(
+            results_config_map_name(name), self.namespace
+        )
+        summary: dict[str, Any] = json.loads(cm.data["summary.json"])
+        return summary
+
     def wait(
         self,
         name: str,

@@ -1,9 +1,10 @@
 """A finished batch's results: rows, `results.csv`, `results.json`, the completion event (pure).
 
 The results ConfigMap `<name>-results` holds `results.csv` and `results.json`: one row per
-essay, best first, with essay_id, score, standard_error, rank, comparisons, wins and the essay's
-metadata. Essays without a score (no comparison with a winner) come last with empty score,
-standard_error and rank.
+essay, best first, with essay_id, score, standard_error, rank, comparisons, wins, infit,
+outfit, misfit (outfit above 1.5) and the essay's metadata. Essays without a score (no
+comparison with a winner) come last with empty score, standard_error and rank. `summary.json`
+holds the batch: both reliabilities, the order effect and the misfit of each judge.
 """
 
 from __future__ import annotations
@@ -17,9 +18,21 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from cj_operator.scoring.misfit import OUTFIT_THRESHOLD
+from cj_operator.scoring.order_effect import SIGNIFICANCE_LEVEL
 from common_core import BatchStateEnum, CJAssessmentCompletedV1, EssayRanking
 
-BASE_COLUMNS = ("essay_id", "score", "standard_error", "rank", "comparisons", "wins")
+BASE_COLUMNS = (
+    "essay_id",
+    "score",
+    "standard_error",
+    "rank",
+    "comparisons",
+    "wins",
+    "infit",
+    "outfit",
+    "misfit",
+)
 """Columns every results row has, in CSV order; metadata columns follow, sorted."""
 
 
@@ -34,6 +47,13 @@ class ResultRow:
     comparisons: int
     wins: int
     metadata: dict[str, Any] = field(default_factory=dict)
+    infit: float | None = None
+    outfit: float | None = None
+
+    @property
+    def misfit(self) -> bool:
+        """Outfit above the threshold (1.5, cj_operator.scoring.misfit.OUTFIT_THRESHOLD)."""
+        return self.outfit is not None and self.outfit > OUTFIT_THRESHOLD
 
 
 def results_config_map_name(batch_name: str) -> str:
@@ -75,7 +95,17 @@ def results_csv(rows: Sequence[ResultRow]) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow([*BASE_COLUMNS, *_metadata_columns(ordered)])
     for r in ordered:
-        base = [r.essay_id, r.score, r.standard_error, r.rank, r.comparisons, r.wins]
+        base = [
+            r.essay_id,
+            r.score,
+            r.standard_error,
+            r.rank,
+            r.comparisons,
+            r.wins,
+            r.infit,
+            r.outfit,
+            r.misfit,
+        ]
         writer.writerow([_cell(v) for v in base] + [_cell(r.metadata.get(k)) for k in meta_keys])
     return out.getvalue()
 
@@ -91,6 +121,9 @@ def results_json(rows: Sequence[ResultRow]) -> str:
                 "rank": r.rank,
                 "comparisons": r.comparisons,
                 "wins": r.wins,
+                "infit": r.infit,
+                "outfit": r.outfit,
+                "misfit": r.misfit,
                 "metadata": r.metadata,
             }
             for r in order_rows(rows)
@@ -115,12 +148,45 @@ class FinishedBatch:
     failed: int
     rounds: int
     reliability: float | None
+    ssr: float | None
+    order_effect: float | None
+    order_effect_se: float | None
+    order_effect_p: float | None
+    judges: list[dict[str, Any]]
     provider: str
     model: str
     cost_usd: float
     total_tokens: int
     started_at: datetime
     finished_at: datetime
+
+
+def results_summary(batch: FinishedBatch, rows: Sequence[ResultRow]) -> str:
+    """`summary.json`: the batch's reliabilities, order effect (logits, with its standard error,
+    p value and whether p < 0.01), per-judge infit/outfit and the misfitting essays' ids."""
+    significant = batch.order_effect_p is not None and batch.order_effect_p < SIGNIFICANCE_LEVEL
+    return json.dumps(
+        {
+            "state": batch.state.value,
+            "reason": batch.reason,
+            "essays": batch.essays,
+            "comparisons": batch.completed,
+            "reliability": batch.reliability,
+            "ssr": batch.ssr,
+            "order_effect": None
+            if batch.order_effect is None
+            else {
+                "estimate": batch.order_effect,
+                "standard_error": batch.order_effect_se,
+                "p_value": batch.order_effect_p,
+                "significant": significant,
+            },
+            "judges": batch.judges,
+            "outfit_threshold": OUTFIT_THRESHOLD,
+            "misfitting_essays": [r.essay_id for r in order_rows(rows) if r.misfit],
+        },
+        indent=1,
+    )
 
 
 def completion_event(batch: FinishedBatch, rows: Sequence[ResultRow]) -> CJAssessmentCompletedV1:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from cj_operator.status.build import BatchSnapshot, build_status, progress_percent, status_patch
-from cj_operator.status.model import CJBatchStatus, TopEssay
+from cj_operator.status.model import CJBatchStatus, OrderEffect, TopEssay
 from common_core import BatchStateEnum
 from tests.support.factories import NOW
 
@@ -64,8 +64,26 @@ def test_running_batch() -> None:
         "Progressing": ("True", "WaitingCallbacks"),
         "Suspended": ("False", "NotSuspended"),
         "EssaysLoaded": ("True", "EssaysStored"),
+        "OrderEffect": ("Unknown", "NotFitted"),
     }
     assert all(c.observed_generation == 1 for c in status.conditions)
+
+
+def test_order_effect_condition_and_misfit_count() -> None:
+    biased = OrderEffect(estimate=0.52, standard_error=0.1, p_value=2e-7, significant=True)
+    status = build_status(snap(order_effect=biased, misfitting_essays=3), [], now=NOW)
+    assert status.order_effect == biased
+    assert status.misfitting_essays == 3
+    order = next(c for c in status.conditions if c.type == "OrderEffect")
+    assert (order.status, order.reason) == ("True", "OrderEffectSignificant")
+    assert "favours slot A" in order.message and "+0.52 logits" in order.message
+    fair = OrderEffect(estimate=-0.03, standard_error=0.1, p_value=0.76, significant=False)
+    order = next(
+        c
+        for c in build_status(snap(order_effect=fair), [], now=NOW).conditions
+        if c.type == "OrderEffect"
+    )
+    assert (order.status, order.reason) == ("False", "NoOrderEffect")
 
 
 @pytest.mark.parametrize(

@@ -35,6 +35,7 @@ from cj_operator.cli.render import (
     format_duration,
     progress_fraction,
     results_table,
+    results_title,
 )
 from cj_operator.results import results_config_map_name
 from cj_operator.spec import (
@@ -292,13 +293,7 @@ def results(
     elif output is OutputFormat.json:
         out.print(data.get("results.json", "[]"), markup=False, highlight=False, soft_wrap=True)
     else:
-        reliability = status.get("reliability")
-        title = (
-            f"{name}: {status.get('phase')}, {status.get('essays', 0)} essays, "
-            f"{status.get('completed', 0)} comparisons, reliability "
-            f"{'-' if reliability is None else f'{reliability:.2f}'}"
-        )
-        out.print(results_table(data.get("results.json", "[]"), title))
+        out.print(results_table(data.get("results.json", "[]"), results_title(name, status)))
 
 
 @app.command("list")

@@ -83,10 +83,22 @@ def _num(value: Any, digits: int) -> str:
 
 
 def results_table(results_json: str, title: str) -> Table:
-    """`cjctl results --format table`: rank, essay, score, SE, comparisons, wins, metadata."""
+    """`cjctl results --format table`: rank, essay, score, SE, comparisons, wins, infit and
+    outfit (`!` after an outfit above 1.5: a misfitting essay), metadata."""
     rows: list[dict[str, Any]] = json.loads(results_json)
     meta_keys = sorted({k for r in rows for k in (r.get("metadata") or {})})
-    table = Table("RANK", "ESSAY", "SCORE", "SE", "COMPARISONS", "WINS", *meta_keys, title=title)
+    table = Table(
+        "RANK",
+        "ESSAY",
+        "SCORE",
+        "SE",
+        "COMPARISONS",
+        "WINS",
+        "INFIT",
+        "OUTFIT",
+        *meta_keys,
+        title=title,
+    )
     for r in rows:
         metadata = r.get("metadata") or {}
         table.add_row(
@@ -96,6 +108,26 @@ def results_table(results_json: str, title: str) -> Table:
             _num(r.get("standard_error"), 2),
             str(r.get("comparisons", 0)),
             str(r.get("wins", 0)),
+            _num(r.get("infit"), 2),
+            _num(r.get("outfit"), 2) + (" !" if r.get("misfit") else ""),
             *(str(metadata.get(k, "")) for k in meta_keys),
         )
     return table
+
+
+def results_title(name: str, status: dict[str, Any]) -> str:
+    """The line above the results table: phase, counts, both reliabilities, order effect."""
+    order = status.get("orderEffect")
+    order_text = (
+        "-"
+        if not order
+        else f"{order['estimate']:+.2f} logits for slot A (SE {order['standardError']:.2f}"
+        f"{', significant' if order.get('significant') else ''})"
+    )
+    misfits = status.get("misfittingEssays", 0)
+    return (
+        f"{name}: {status.get('phase')}, {status.get('essays', 0)} essays, "
+        f"{status.get('completed', 0)} comparisons, reliability "
+        f"{_num(status.get('reliability'), 2)} (SSR {_num(status.get('ssr'), 2)}), "
+        f"order effect {order_text}, {misfits} misfitting essay{'s' if misfits != 1 else ''}"
+    )

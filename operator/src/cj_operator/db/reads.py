@@ -20,9 +20,11 @@ from cj_operator.db.models import Batch, ComparisonPair, Essay, PairStatus, Scor
 from cj_operator.db.session import Database
 from cj_operator.lifecycle.reasons import Reason
 from cj_operator.results import FinishedBatch, ResultRow, results_config_map_name
+from cj_operator.scoring.misfit import OUTFIT_THRESHOLD
+from cj_operator.scoring.order_effect import SIGNIFICANCE_LEVEL
 from cj_operator.spec import CJBatchSpec
 from cj_operator.status.build import BatchSnapshot
-from cj_operator.status.model import TOP_ESSAYS, TopEssay
+from cj_operator.status.model import TOP_ESSAYS, OrderEffect, TopEssay
 from common_core import BatchStateEnum
 
 RUNNING = (
@@ -216,6 +218,8 @@ async def result_rows(db: Database, uid: str) -> list[ResultRow]:
             comparisons=score.comparisons if score else 0,
             wins=score.wins if score else 0,
             metadata=dict(essay.meta or {}),
+            infit=score.infit if score else None,
+            outfit=score.outfit if score else None,
         )
         for essay, score in rows
     ]
@@ -241,6 +245,11 @@ async def finished_batch(db: Database, uid: str) -> FinishedBatch | None:
             failed=batch.failed,
             rounds=batch.round,
             reliability=batch.reliability,
+            ssr=batch.ssr,
+            order_effect=batch.order_effect,
+            order_effect_se=batch.order_effect_se,
+            order_effect_p=batch.order_effect_p,
+            judges=list(batch.judge_fit or []),
             provider=batch.provider or (spec.judge.provider or "default"),
             model=batch.model or (spec.judge.model or "default"),
             cost_usd=batch.cost_usd,
@@ -265,6 +274,13 @@ async def snapshot(db: Database, uid: str) -> BatchSnapshot | None:
                 .limit(TOP_ESSAYS)
             )
         ).all()
+        misfitting = (
+            await session.execute(
+                select(func.count())
+                .select_from(Score)
+                .where(Score.batch_uid == uid, Score.outfit > OUTFIT_THRESHOLD)
+            )
+        ).scalar_one()
         finished_with_results = batch.results_written_at is not None
         return BatchSnapshot(
             uid=batch.uid,
@@ -301,4 +317,17 @@ async def snapshot(db: Database, uid: str) -> BatchSnapshot | None:
                 TopEssay(id=eid, score=s, standard_error=se, rank=r) for eid, s, se, r in top
             ),
             version=batch.version,
+            order_effect=_order_effect(batch),
+            misfitting_essays=int(misfitting),
         )
+
+
+def _order_effect(batch: Batch) -> OrderEffect | None:
+    if batch.order_effect is None or batch.order_effect_se is None or batch.order_effect_p is None:
+        return None
+    return OrderEffect(
+        estimate=round(batch.order_effect, 4),
+        standard_error=round(batch.order_effect_se, 4),
+        p_value=round(batch.order_effect_p, 6),
+        significant=batch.order_effect_p < SIGNIFICANCE_LEVEL,
+    )

@@ -9,9 +9,10 @@ the engine and the monitor never deadlock. State changes go through
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import ColumnElement, delete, func, select, update
@@ -24,6 +25,7 @@ from cj_operator.db.models import Batch, ComparisonPair, PairStatus, Score
 from cj_operator.lifecycle.reasons import Reason
 from cj_operator.lifecycle.transitions import move
 from cj_operator.scoring.bradley_terry import BradleyTerryFit
+from cj_operator.scoring.diagnostics import Diagnostics
 from common_core import BatchStateEnum
 
 OPEN_STATUSES = (PairStatus.PENDING, PairStatus.SUBMITTED)
@@ -107,12 +109,15 @@ class PairLedger:
     """A batch's comparisons as the round-end decision sees them.
 
     `history`: (slot_a_idx, slot_b_idx) of every first attempt; `outcomes`: (winner_idx,
-    loser_idx) of every comparison with a winner; `final_failures`: failed with no retry left.
+    loser_idx) of every comparison with a winner; `final_failures`: failed with no retry left;
+    `judged`: (slot_a_idx, slot_b_idx, a_won, "provider/model") of every comparison with a
+    winner, in the same order as `outcomes`.
     """
 
     history: list[tuple[int, int]]
     outcomes: list[tuple[int, int]]
     final_failures: int
+    judged: list[tuple[int, int, bool, str]] = field(default_factory=list)
 
 
 async def pair_ledger(session: AsyncSession, uid: str) -> PairLedger:
@@ -126,6 +131,8 @@ async def pair_ledger(session: AsyncSession, uid: str) -> PairLedger:
                 ComparisonPair.status,
                 ComparisonPair.winner,
                 ComparisonPair.needs_retry,
+                ComparisonPair.provider,
+                ComparisonPair.model,
             )
             .where(ComparisonPair.batch_uid == uid)
             .order_by(ComparisonPair.id)
@@ -133,15 +140,18 @@ async def pair_ledger(session: AsyncSession, uid: str) -> PairLedger:
     ).all()
     history: list[tuple[int, int]] = []
     outcomes: list[tuple[int, int]] = []
+    judged: list[tuple[int, int, bool, str]] = []
     final_failures = 0
-    for a, b, attempt, status, winner, needs_retry in rows:
+    for a, b, attempt, status, winner, needs_retry, provider, model in rows:
         if attempt == 1:
             history.append((a, b))
         if status == PairStatus.SUCCEEDED:
-            outcomes.append((a, b) if winner == "essay_a" else (b, a))
+            a_won = winner == "essay_a"
+            outcomes.append((a, b) if a_won else (b, a))
+            judged.append((a, b, a_won, f"{provider or 'unknown'}/{model or 'unknown'}"))
         elif status == PairStatus.FAILED and not needs_retry:
             final_failures += 1
-    return PairLedger(history, outcomes, final_failures)
+    return PairLedger(history, outcomes, final_failures, judged)
 
 
 async def previous_scores(session: AsyncSession, uid: str, n_items: int) -> list[float] | None:
@@ -277,9 +287,14 @@ async def close_overdue(session: AsyncSession, batch: Batch, cutoff: datetime) -
 
 
 async def write_scores(
-    session: AsyncSession, batch: Batch, fit: BradleyTerryFit, ledger: PairLedger
+    session: AsyncSession,
+    batch: Batch,
+    fit: BradleyTerryFit,
+    ledger: PairLedger,
+    diagnostics: Diagnostics | None = None,
 ) -> None:
-    """Replace the batch's scores with `fit` (ranks 1 = best, ties by essay order)."""
+    """Replace the batch's scores with `fit` (ranks 1 = best, ties by essay order), with the
+    fit's reliabilities and, when given, the order effect and misfit of `diagnostics`."""
     n = len(fit.scores)
     comparisons = [0] * n
     wins = [0] * n
@@ -301,6 +316,8 @@ async def write_scores(
                 "rank": rank[i],
                 "comparisons": comparisons[i],
                 "wins": wins[i],
+                "infit": _essay_fit(diagnostics, i, "infit"),
+                "outfit": _essay_fit(diagnostics, i, "outfit"),
                 "fitted_round": batch.round,
             }
             for i in range(n)
@@ -309,6 +326,25 @@ async def write_scores(
     batch.reliability = fit.reliability
     batch.ssr = fit.ssr
     batch.fitted_results = len(ledger.outcomes)
+    effect = diagnostics.order if diagnostics is not None else None
+    batch.order_effect = effect.order_effect if effect is not None else None
+    batch.order_effect_se = effect.standard_error if effect is not None else None
+    batch.order_effect_p = effect.p_value if effect is not None else None
+    batch.judge_fit = (
+        [
+            {"judge": j.judge, "comparisons": j.comparisons, "infit": j.infit, "outfit": j.outfit}
+            for j in diagnostics.judges
+        ]
+        if diagnostics is not None
+        else None
+    )
+
+
+def _essay_fit(diagnostics: Diagnostics | None, idx: int, which: str) -> float | None:
+    if diagnostics is None or diagnostics.essays[idx] is None:
+        return None
+    value = getattr(diagnostics.essays[idx], which)
+    return float(value) if math.isfinite(value) else None
 
 
 async def finish(

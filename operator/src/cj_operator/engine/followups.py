@@ -56,6 +56,7 @@ async def write_followups(
                 {
                     "results.csv": results_mod.results_csv(rows),
                     "results.json": results_mod.results_json(rows),
+                    "summary.json": results_mod.results_summary(finished, rows),
                 },
             )
         await batches.mark_done(db, uid, results=True)

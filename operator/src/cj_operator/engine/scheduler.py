@@ -24,6 +24,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import structlog
 
 from cj_operator.db import reads
+from cj_operator.db.rounds import PairLedger
 from cj_operator.db.session import Database
 from cj_operator.engine import steps
 from cj_operator.engine.followups import CompletionPublisher, write_followups
@@ -32,7 +33,8 @@ from cj_operator.k8s_io import BatchRef, KubeApi
 from cj_operator.lifecycle.reasons import Reason
 from cj_operator.metrics import OperatorMetrics
 from cj_operator.provider_client import ProviderApi
-from cj_operator.scoring.bradley_terry import DEFAULT_ALPHA, BradleyTerryFit, fit_bradley_terry
+from cj_operator.scoring.bradley_terry import DEFAULT_ALPHA, fit_bradley_terry
+from cj_operator.scoring.diagnostics import diagnose
 from cj_operator.settings import OperatorSettings
 from cj_plumbing.backoff import clamp_retry_after, exponential_backoff
 
@@ -166,8 +168,8 @@ class BatchEngine:
                 result = await steps.decide(self._db, uid, self._fit)
                 if result.scoring:
                     result = await steps.score(self._db, uid, self._fit)
-                if result.event is not None:
-                    await self._post_event(uid, result.event)
+                for event in result.events:
+                    await self._post_event(uid, event)
                 if result.send:
                     await self._after_send(uid, await self._submitter.send(uid))
                 if result.finished and await self._followups(uid):
@@ -202,14 +204,16 @@ class BatchEngine:
         if outcome.again:
             self.wake(uid)
 
-    async def _fit(self, n_items: int, outcomes: list[tuple[int, int]]) -> BradleyTerryFit | None:
-        if not outcomes or n_items < 2:
+    async def _fit(self, n_items: int, ledger: PairLedger) -> steps.Scored | None:
+        """Bradley-Terry fit and diagnostics off the event loop (both O(n^3) at worst)."""
+        if not ledger.outcomes or n_items < 2:
             return None
         alpha = self._settings.fit_alpha or DEFAULT_ALPHA
         started = time.perf_counter()
-        fit = await asyncio.to_thread(fit_bradley_terry, n_items, outcomes, alpha)
+        fit = await asyncio.to_thread(fit_bradley_terry, n_items, ledger.outcomes, alpha)
         self._metrics.fit_duration.observe(time.perf_counter() - started)
-        return fit
+        diagnostics = await asyncio.to_thread(diagnose, n_items, ledger.judged)
+        return steps.Scored(fit, diagnostics)
 
     # --- finishing ----------------------------------------------------------------------
 

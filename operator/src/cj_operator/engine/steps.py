@@ -23,13 +23,23 @@ from cj_operator.lifecycle.reasons import Reason
 from cj_operator.lifecycle.transitions import move
 from cj_operator.planning import NextRound, RoundState, Stop, decide_round_end, final_verdict
 from cj_operator.scoring.bradley_terry import BradleyTerryFit
+from cj_operator.scoring.diagnostics import Diagnostics
 from cj_operator.scoring.stopping import max_score_change
 from common_core import BatchStateEnum
 
 log = structlog.get_logger("cj_operator.engine")
 
-Fitter = Callable[[int, list[tuple[int, int]]], Awaitable[BradleyTerryFit | None]]
-"""fit(n_items, outcomes) -> the Bradley-Terry fit, or None when there is nothing to fit."""
+
+@dataclass(frozen=True)
+class Scored:
+    """A Bradley-Terry fit and the diagnostics (order effect, misfit) of the same answers."""
+
+    fit: BradleyTerryFit
+    diagnostics: Diagnostics | None
+
+
+Fitter = Callable[[int, rounds.PairLedger], Awaitable[Scored | None]]
+"""fit(n_items, ledger) -> the fit and its diagnostics, or None when there is nothing to fit."""
 
 
 @dataclass(frozen=True)
@@ -53,7 +63,7 @@ class StepResult:
     finished: bool = False
     scoring: bool = False
     gone: bool = False
-    event: KubeEvent | None = None
+    events: tuple[KubeEvent, ...] = ()
 
 
 async def decide(db: Database, uid: str, fit: Fitter) -> StepResult:
@@ -82,11 +92,12 @@ async def decide(db: Database, uid: str, fit: Fitter) -> StepResult:
         ledger = await rounds.pair_ledger(session, uid)
         previous = await rounds.previous_scores(session, uid, batch.essays_count)
         results_at_previous_fit = batch.fitted_results if previous is not None else None
-        fitted = await fit(batch.essays_count, ledger.outcomes)
-        if fitted is not None:
+        scored = await fit(batch.essays_count, ledger)
+        fitted = scored.fit if scored is not None else None
+        if scored is not None:
             if results_at_previous_fit is None or len(ledger.outcomes) > results_at_previous_fit:
-                batch.max_score_change = max_score_change(previous, fitted.scores)
-            await rounds.write_scores(session, batch, fitted, ledger)
+                batch.max_score_change = max_score_change(previous, scored.fit.scores)
+            await rounds.write_scores(session, batch, scored.fit, ledger, scored.diagnostics)
         decision = decide_round_end(
             RoundState(
                 n_items=batch.essays_count,
@@ -110,7 +121,9 @@ async def decide(db: Database, uid: str, fit: Fitter) -> StepResult:
             n = await rounds.insert_round(session, batch, decision.round, decision.pairs)
             log.info("round planned", round=decision.round, pairs=n)
             message = f"Round {decision.round}: {n} comparisons to submit. {decision.message}"
-            return StepResult(send=True, event=KubeEvent("Normal", Reason.ROUND_PLANNED, message))
+            return StepResult(
+                send=True, events=(KubeEvent("Normal", Reason.ROUND_PLANNED, message),)
+            )
         assert isinstance(decision, Stop)
         move(
             batch,
@@ -130,11 +143,11 @@ async def score(db: Database, uid: str, fit: Fitter) -> StepResult:
         if batch is None or batch.state != BatchStateEnum.SCORING:
             return StepResult(finished=batch is not None and batch.state.is_terminal)
         ledger = await rounds.pair_ledger(session, uid)
-        fitted = await fit(batch.essays_count, ledger.outcomes)
-        if fitted is not None:
+        scored = await fit(batch.essays_count, ledger)
+        if scored is not None:
             # max_score_change keeps the value the stop was decided on: the final fit adds
             # only answers that were in flight, and refitting the same data would report ~0.
-            await rounds.write_scores(session, batch, fitted, ledger)
+            await rounds.write_scores(session, batch, scored.fit, ledger, scored.diagnostics)
         stop_reason = Reason(batch.reason)
         if stop_reason == Reason.LOW_SUCCESS_RATE:
             verdict = Stop(stop_reason, batch.message, failed=True)
@@ -149,12 +162,25 @@ async def score(db: Database, uid: str, fit: Fitter) -> StepResult:
         state = BatchStateEnum.FAILED if verdict.failed else BatchStateEnum.COMPLETED
         await rounds.finish(session, batch, state, verdict.reason, verdict.message)
         log.info("batch finished", state=state.value, reason=verdict.reason)
-        event = KubeEvent(
-            "Warning" if verdict.failed else "Normal",
-            Reason.FAILED if verdict.failed else Reason.COMPLETED,
-            f"{verdict.reason}: {verdict.message}",
-        )
-        return StepResult(finished=True, event=event)
+        events = [
+            KubeEvent(
+                "Warning" if verdict.failed else "Normal",
+                Reason.FAILED if verdict.failed else Reason.COMPLETED,
+                f"{verdict.reason}: {verdict.message}",
+            )
+        ]
+        order = scored.diagnostics.order if scored and scored.diagnostics else None
+        if order is not None and order.significant:
+            events.append(
+                KubeEvent(
+                    "Warning",
+                    Reason.ORDER_EFFECT_SIGNIFICANT,
+                    f"The judge favours slot {'A' if order.order_effect > 0 else 'B'}: "
+                    f"{order.order_effect:+.2f} logits (SE {order.standard_error:.2f}, "
+                    f"p = {order.p_value:.3g}).",
+                )
+            )
+        return StepResult(finished=True, events=tuple(events))
 
 
 async def apply_timeout(db: Database, uid: str) -> str | None:

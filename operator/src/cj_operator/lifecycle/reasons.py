@@ -52,6 +52,13 @@ class Reason(StrEnum):
     """Suspended=True."""
     NOT_SUSPENDED = "NotSuspended"
     """Suspended=False."""
+    # --- diagnostics --------------------------------------------------------------------------
+    NOT_FITTED = "NotFitted"
+    """OrderEffect=Unknown: no fit yet."""
+    ORDER_EFFECT_SIGNIFICANT = "OrderEffectSignificant"
+    """OrderEffect=True: the judge favours one slot (p < 0.01); also a Warning Event."""
+    NO_ORDER_EFFECT = "NoOrderEffect"
+    """OrderEffect=False."""
     # --- Events ---------------------------------------------------------------------------------
     ROUND_PLANNED = "RoundPlanned"
     """Event: a new round of comparisons is stored and about to be submitted."""

@@ -1,9 +1,10 @@
 """Build a CJBatch's status from a snapshot of its database state (pure).
 
 Conditions: `Succeeded` is the summary (Unknown while running, True when COMPLETED, False when
-FAILED or CANCELLED, its reason the batch's final reason), `Progressing`, `Suspended` and
-`EssaysLoaded`. `progress` is comparisons with a winner over the batch's budget (100% once
-COMPLETED), never above 100%.
+FAILED or CANCELLED, its reason the batch's final reason), `Progressing`, `Suspended`,
+`EssaysLoaded`, and `OrderEffect` (True when the judge favours one slot significantly).
+`progress` is comparisons with a winner over the batch's budget (100% once COMPLETED), never
+above 100%.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from cj_operator.status.model import (
     CJBatchStatus,
     Condition,
     ConditionStatus,
+    OrderEffect,
     Phase,
     TokenTotals,
     TopEssay,
@@ -67,6 +69,8 @@ class BatchSnapshot:
     results_config_map: str | None
     top: Sequence[TopEssay] = field(default_factory=tuple)
     version: int = 0
+    order_effect: OrderEffect | None = None
+    misfitting_essays: int = 0
 
 
 def phase_of(snapshot: BatchSnapshot) -> Phase:
@@ -155,7 +159,29 @@ def desired_conditions(snapshot: BatchSnapshot) -> list[DesiredCondition]:
             s.reason or Reason.LOADING,
             s.message or "Reading the essays.",
         )
-    return [succeeded, progressing, suspended, loaded]
+    return [succeeded, progressing, suspended, loaded, _order_condition(s.order_effect)]
+
+
+def _order_condition(effect: OrderEffect | None) -> DesiredCondition:
+    """`OrderEffect`: True when the judge favours one slot significantly (p < 0.01)."""
+    if effect is None:
+        return DesiredCondition(
+            "OrderEffect", "Unknown", Reason.NOT_FITTED, "No fit yet to measure it."
+        )
+    numbers = (
+        f"{effect.estimate:+.2f} logits for slot A (SE {effect.standard_error:.2f}, "
+        f"p = {effect.p_value:.3g})"
+    )
+    if effect.significant:
+        return DesiredCondition(
+            "OrderEffect",
+            "True",
+            Reason.ORDER_EFFECT_SIGNIFICANT,
+            f"The judge favours slot {'A' if effect.estimate > 0 else 'B'}: {numbers}. Each "
+            "essay sits in both slots about equally often, so the ranking is balanced, but "
+            "the judge's verdicts depend on the order it reads the essays in.",
+        )
+    return DesiredCondition("OrderEffect", "False", Reason.NO_ORDER_EFFECT, numbers + ".")
 
 
 def build_status(
@@ -184,6 +210,8 @@ def build_status(
         reliability=None if s.reliability is None else round(s.reliability, 4),
         ssr=None if s.ssr is None else round(s.ssr, 4),
         max_score_change=None if s.max_score_change is None else round(s.max_score_change, 4),
+        order_effect=s.order_effect,
+        misfitting_essays=s.misfitting_essays,
         cost_usd=round(s.cost_usd, 6),
         tokens=TokenTotals(
             prompt=s.prompt_tokens, completion=s.completion_tokens, total=s.total_tokens

@@ -65,6 +65,16 @@ class TokenTotals(_StatusModel):
     total: int = Field(default=0, ge=0, description="Total tokens.")
 
 
+class OrderEffect(_StatusModel):
+    """The judge's position bias: how much more often the essay in slot A wins than the
+    scores predict (Bradley-Terry with an order parameter, cj_operator.scoring.order_effect)."""
+
+    estimate: float = Field(description="Order effect for slot A (logits); > 0 favours slot A.")
+    standard_error: float = Field(ge=0.0, description="Its standard error (logits).")
+    p_value: float = Field(ge=0.0, le=1.0, description="Two-sided p value of no order effect.")
+    significant: bool = Field(description="p value below 0.01 (condition OrderEffect=True).")
+
+
 class TopEssay(_StatusModel):
     """One essay of the current ranking's top."""
 
@@ -131,6 +141,15 @@ class CJBatchStatus(_StatusModel):
         default=None,
         description="Scale separation reliability of the latest fit (inflated by adaptive "
         "pairing; reported for comparison with other CJ tools).",
+    )
+    order_effect: OrderEffect | None = Field(
+        default=None, description="The judge's position bias in the latest fit."
+    )
+    misfitting_essays: int = Field(
+        default=0,
+        ge=0,
+        description="Essays whose outfit mean square is above 1.5 in the latest fit (listed "
+        "in the results ConfigMap): the judge's verdicts on them are inconsistent.",
     )
     max_score_change: float | None = Field(
         default=None,

@@ -1,9 +1,11 @@
-"""Fit summary: the scale separation reliability beside the empirical-Bayes one, and how many
-answers the latest fit used.
+"""Fit summary: both reliabilities, the answers the fit used, the order effect and misfit.
 
 `cj_batches.reliability` now holds the empirical-Bayes reliability (it stops batches);
 `cj_batches.ssr` the scale separation reliability of the same fit; `cj_batches.fitted_results`
-the comparisons with a winner in that fit (score stability is judged only after new ones).
+the comparisons with a winner in that fit (score stability is judged only after new ones);
+`order_effect`, `order_effect_se`, `order_effect_p` the slot-A effect (logits) with its standard
+error and p value; `judge_fit` infit/outfit per judge (JSON list); `cj_scores.infit` and
+`cj_scores.outfit` per essay.
 
 Revision ID: 0002
 Revises: 0001
@@ -15,6 +17,7 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import postgresql
 
 revision: str = "0002"
 down_revision: str | None = "0001"
@@ -25,8 +28,21 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     op.add_column("cj_batches", sa.Column("ssr", sa.Double(), nullable=True))
     op.add_column("cj_batches", sa.Column("fitted_results", sa.Integer(), nullable=True))
+    op.add_column("cj_batches", sa.Column("order_effect", sa.Double(), nullable=True))
+    op.add_column("cj_batches", sa.Column("order_effect_se", sa.Double(), nullable=True))
+    op.add_column("cj_batches", sa.Column("order_effect_p", sa.Double(), nullable=True))
+    op.add_column(
+        "cj_batches",
+        sa.Column("judge_fit", postgresql.JSONB(astext_type=sa.Text()), nullable=True),
+    )
+    op.add_column("cj_scores", sa.Column("infit", sa.Double(), nullable=True))
+    op.add_column("cj_scores", sa.Column("outfit", sa.Double(), nullable=True))
 
 
 def downgrade() -> None:
+    op.drop_column("cj_scores", "outfit")
+    op.drop_column("cj_scores", "infit")
+    for column in ("judge_fit", "order_effect_p", "order_effect_se", "order_effect"):
+        op.drop_column("cj_batches", column)
     op.drop_column("cj_batches", "fitted_results")
     op.drop_column("cj_batches", "ssr")
