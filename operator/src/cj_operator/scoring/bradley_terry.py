@@ -44,6 +44,7 @@ import scipy.linalg
 import scipy.special
 from numpy.typing import NDArray
 
+from cj_operator.scoring.indices import essay_pair
 from cj_operator.scoring.reliability import empirical_bayes_reliability
 
 __all__ = [
@@ -211,22 +212,9 @@ def _outcome_arrays(
             raise ValueError(
                 f"outcomes[{position}] must be a (winner_index, loser_index) pair, got {outcome!r}"
             ) from None
-        for role, index in (("winner", winner), ("loser", loser)):
-            if (
-                isinstance(index, bool)
-                or not isinstance(index, int | np.integer)
-                or not 0 <= index < n_items
-            ):
-                raise ValueError(
-                    f"outcomes[{position}] has {role} index {index!r}, not an integer in "
-                    f"0..{n_items - 1}"
-                )
-        if winner == loser:
-            raise ValueError(
-                f"outcomes[{position}] compares essay {winner} with itself: {outcome!r}"
-            )
-        winners[position] = winner
-        losers[position] = loser
+        winners[position], losers[position] = essay_pair(
+            n_items, f"outcomes[{position}]", ("winner", "loser"), outcome, winner, loser
+        )
     return winners, losers
 
 

@@ -47,6 +47,8 @@ import numpy as np
 import scipy.special
 from numpy.typing import NDArray
 
+from cj_operator.scoring.indices import essay_pair
+
 __all__ = [
     "OUTFIT_THRESHOLD",
     "MeanSquares",
@@ -54,6 +56,8 @@ __all__ = [
     "misfit_statistics",
     "misfitting_essays",
 ]
+
+_SLOTS = ("slot A", "slot B")
 
 OUTFIT_THRESHOLD = 1.5
 """Outfit mean square above which an essay is flagged as misfitting.
@@ -237,20 +241,7 @@ def _comparison_arrays(
                 f"comparisons[{position}] must be a (slot_a_index, slot_b_index, a_won, "
                 f"judge_key) tuple, got {comparison!r}"
             ) from None
-        for role, index in (("slot A", a), ("slot B", b)):
-            if (
-                isinstance(index, bool)
-                or not isinstance(index, int | np.integer)
-                or not 0 <= index < n_items
-            ):
-                raise ValueError(
-                    f"comparisons[{position}] has {role} index {index!r}, not an integer in "
-                    f"0..{n_items - 1}"
-                )
-        if a == b:
-            raise ValueError(
-                f"comparisons[{position}] compares essay {a} with itself: {comparison!r}"
-            )
+        a, b = essay_pair(n_items, f"comparisons[{position}]", _SLOTS, comparison, a, b)
         if not isinstance(won, bool | np.bool_):
             raise ValueError(
                 f"comparisons[{position}] has a_won {won!r}, not a bool (True when the essay "

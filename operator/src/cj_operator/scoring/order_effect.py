@@ -45,12 +45,15 @@ import scipy.special
 from numpy.typing import NDArray
 
 from cj_operator.scoring.bradley_terry import DEFAULT_ALPHA
+from cj_operator.scoring.indices import essay_pair
 
 __all__ = [
     "SIGNIFICANCE_LEVEL",
     "OrderEffectFit",
     "fit_order_effect",
 ]
+
+_SLOTS = ("slot A", "slot B")
 
 SIGNIFICANCE_LEVEL = 0.01
 """Two-sided p value below which an order effect is reported as significant.
@@ -191,18 +194,7 @@ def _outcome_arrays(n_items: int, outcomes: Sequence[tuple[int, int, bool]]) -> 
                 f"outcomes[{position}] must be a (slot_a_index, slot_b_index, a_won) "
                 f"triple, got {outcome!r}"
             ) from None
-        for role, index in (("slot A", a), ("slot B", b)):
-            if (
-                isinstance(index, bool)
-                or not isinstance(index, int | np.integer)
-                or not 0 <= index < n_items
-            ):
-                raise ValueError(
-                    f"outcomes[{position}] has {role} index {index!r}, not an integer in "
-                    f"0..{n_items - 1}"
-                )
-        if a == b:
-            raise ValueError(f"outcomes[{position}] compares essay {a} with itself: {outcome!r}")
+        a, b = essay_pair(n_items, f"outcomes[{position}]", _SLOTS, outcome, a, b)
         if not isinstance(won, bool | np.bool_):
             raise ValueError(
                 f"outcomes[{position}] has a_won {won!r}, not a bool (True when the essay in "
