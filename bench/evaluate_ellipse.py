@@ -14,8 +14,11 @@ as the end-to-end tests), and the script waits for it to finish. Judges:
   human raters, up to noise, would give.
 
 Per batch it prints and writes: essays, comparisons, comparisons per essay, rounds, Spearman's
-rho of the Bradley-Terry scores against the human `overall` score, scale separation
-reliability, and wall time (apply -> Completed). Batches run one after another.
+rho of the Bradley-Terry scores against the human `overall` score, the squared Pearson
+correlation with it (what a reliability estimates if the human score were the truth), the
+reported (empirical-Bayes) reliability and the scale separation reliability, the order effect
+(logits for slot A, with its SE), the essays flagged as misfitting, and wall time (apply ->
+Completed). Batches run one after another.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kubernetes import config as k8s_config
-from scipy.stats import spearmanr
+from scipy.stats import pearsonr, spearmanr
 
 from tests.support import devcluster
 from tests.support.cjbatches import Batches, batch_manifest
@@ -58,7 +61,11 @@ class Row:
     comparisons: int
     rounds: int
     rho: float
+    r2: float
     reliability: float | None
+    ssr: float | None
+    order_effect: str
+    misfitting: int
     seconds: float
 
 
@@ -102,7 +109,10 @@ async def _run_one(
     rows = batches.results_rows(name)
     human = {e.essay_id: e.overall for e in essays}
     ranked = [r for r in rows if r["score"] is not None]
-    rho = spearmanr([r["score"] for r in ranked], [human[r["essay_id"]] for r in ranked]).statistic
+    scores = [r["score"] for r in ranked]
+    truth = [human[r["essay_id"]] for r in ranked]
+    rho = spearmanr(scores, truth).statistic
+    order = status.get("orderEffect")
     return Row(
         prompt,
         judge,
@@ -110,7 +120,11 @@ async def _run_one(
         status["submitted"],
         status["round"],
         float(rho),
+        float(pearsonr(scores, truth).statistic ** 2),
         status.get("reliability"),
+        status.get("ssr"),
+        "-" if not order else f"{order['estimate']:+.2f} ({order['standardError']:.2f})",
+        int(status.get("misfittingEssays", 0)),
         seconds,
     )
 
@@ -118,19 +132,22 @@ async def _run_one(
 def _table(rows: list[Row]) -> str:
     lines = [
         "| prompt | judge | essays | comparisons | per essay | rounds | Spearman vs human "
-        "| reliability (SSR) | wall time (s) |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| r² vs human | reliability | SSR | order effect (SE) | misfitting | wall time (s) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         rel = "-" if r.reliability is None else f"{r.reliability:.2f}"
+        ssr = "-" if r.ssr is None else f"{r.ssr:.2f}"
         lines.append(
             f"| {r.prompt} | {r.judge} | {r.essays} | {r.comparisons} | "
-            f"{2 * r.comparisons / r.essays:.1f} | {r.rounds} | {r.rho:.3f} | {rel} | "
-            f"{r.seconds:.0f} |"
+            f"{2 * r.comparisons / r.essays:.1f} | {r.rounds} | {r.rho:.3f} | {r.r2:.2f} | "
+            f"{rel} | {ssr} | {r.order_effect} | {r.misfitting} | {r.seconds:.0f} |"
         )
     for judge in sorted({r.judge for r in rows}):
         rhos = [r.rho for r in rows if r.judge == judge]
-        lines.append(f"| **median** | {judge} | | | | | {statistics.median(rhos):.3f} | | |")
+        lines.append(
+            f"| **median** | {judge} | | | | | {statistics.median(rhos):.3f} | | | | | | |"
+        )
     return "\n".join(lines)
 
 
@@ -193,10 +210,14 @@ async def main() -> int:
         "targeted; batches one after another on a 2-core machine. `simulated` draws winners "
         f"from Bradley-Terry on the human score (discrimination {args.discrimination}, "
         f"position bias {args.position_bias} logits for slot A). Spearman is between the "
-        "batch's Bradley-Terry scores and the human `overall` score. ELLIPSE: Crossley et "
-        "al. (2023), CC BY-NC-SA 4.0, read in place from `../shared/data/ellipse`.\n\n"
-        + table
-        + "\n",
+        "batch's Bradley-Terry scores and the human `overall` score; r² is the squared "
+        "Pearson correlation with it. `reliability` is what the operator reports and stops "
+        "on (empirical Bayes: the share of the ability variance the comparisons pin down, "
+        "measured against the judge's own view of quality, not the human raters'); `SSR` is "
+        "the scale separation reliability of the same fit (docs/scoring.md). The order "
+        "effect is in logits for slot A; misfitting counts essays with outfit above 1.5. "
+        "ELLIPSE: Crossley et al. (2023), CC BY-NC-SA 4.0, read in place from "
+        "`../shared/data/ellipse`.\n\n" + table + "\n",
         encoding="utf-8",
     )
     print(f"wrote {args.out}")
