@@ -146,6 +146,58 @@ def test_negative_token_counts_and_cost_rejected() -> None:
         LLMComparisonResultV1(**_common(cost_estimate=-0.01), error_detail=_error())
 
 
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"response_time_ms": 2**31}, "response_time_ms"),
+        ({"model": "m" * 201}, "model"),
+        ({"model": "bad\x00model"}, "model"),
+        ({"request_id": "q\x1b[31m"}, "request_id"),
+        ({"cost_estimate": float("inf")}, "cost_estimate"),
+        ({"cost_estimate": 1e9}, "cost_estimate"),
+        ({"trace_id": "t" * 65}, "trace_id"),
+    ],
+)
+def test_fields_the_database_could_not_store_are_rejected(
+    overrides: dict[str, Any], field: str
+) -> None:
+    with pytest.raises(ValidationError, match=field):
+        LLMComparisonResultV1(**_common(**overrides), error_detail=_error())
+
+
+def test_the_largest_storable_values_are_accepted() -> None:
+    usage = TokenUsage(prompt_tokens=2**31 - 1, completion_tokens=0, total_tokens=2**31 - 1)
+    r = LLMComparisonResultV1(
+        **_common(response_time_ms=2**31 - 1, model="m" * 200, token_usage=usage),
+        winner=EssayComparisonWinner.ESSAY_A,
+        justification="Line one.\nLine two,\tindented.",
+        confidence=3.0,
+    )
+    assert r.response_time_ms == 2**31 - 1
+    with pytest.raises(ValidationError, match="prompt_tokens"):
+        TokenUsage(prompt_tokens=2**31)
+
+
+def test_a_nul_in_the_justification_is_rejected_with_its_position() -> None:
+    with pytest.raises(ValidationError, match=r"control character '\\x00' at position 4"):
+        LLMComparisonResultV1(
+            **_common(),
+            winner=EssayComparisonWinner.ESSAY_A,
+            justification="fine\x00then not",
+            confidence=3.0,
+        )
+
+
+def test_control_characters_in_an_error_message_are_removed() -> None:
+    detail = ErrorDetail(
+        error_code=LLMErrorCode.PROVIDER_API_ERROR,
+        message="upstream said \x1b[31mno\x00 thanks\n",
+        service="workers",
+        operation="judge",
+    )
+    assert detail.message == "upstream said [31mno thanks\n"
+
+
 def test_envelope_json_round_trip_into_typed_model() -> None:
     result = LLMComparisonResultV1(
         **_common(request_metadata={"batch_uid": "u-1", "pair_id": 7, "round": 2}),

@@ -9,6 +9,8 @@ from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from common_core.bounds import CleanedText, PlainText
+
 
 class LLMErrorCode(StrEnum):
     """Why an LLM comparison failed (the platform's 14 codes and their wire values)."""
@@ -33,16 +35,17 @@ class ErrorDetail(BaseModel):
     """A structured error: what failed, where, and whether trying again may help.
 
     `retryable` is the producer's judgement (a rate limit is, a prompt too long is not);
-    consumers decide their own retry budget.
+    consumers decide their own retry budget. Control characters in `message` (it often
+    quotes an exception) are removed, so an error can always be reported and stored.
     """
 
     model_config = ConfigDict(frozen=True)
 
     error_code: LLMErrorCode
-    message: str = Field(min_length=1, max_length=2000)
+    message: CleanedText = Field(min_length=1, max_length=2000)
     correlation_id: UUID | None = None
     timestamp: AwareDatetime = Field(default_factory=lambda: datetime.now(UTC))
-    service: str = Field(min_length=1)
-    operation: str = Field(min_length=1)
+    service: PlainText = Field(min_length=1, max_length=128)
+    operation: PlainText = Field(min_length=1, max_length=128)
     retryable: bool = False
     details: dict[str, Any] = Field(default_factory=dict)

@@ -9,6 +9,7 @@ from uuid import UUID, uuid4
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
+from common_core.bounds import MODEL_NAME_MAX_CHARS, Int32, PlainText
 from common_core.enums import EssayComparisonWinner, LLMProviderType
 from common_core.errors import ErrorDetail
 
@@ -64,9 +65,9 @@ class TokenUsage(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    prompt_tokens: int = Field(default=0, ge=0)
-    completion_tokens: int = Field(default=0, ge=0)
-    total_tokens: int = Field(default=0, ge=0)
+    prompt_tokens: Int32 = 0
+    completion_tokens: Int32 = 0
+    total_tokens: Int32 = 0
 
 
 class LLMComparisonResultV1(BaseModel):
@@ -75,30 +76,32 @@ class LLMComparisonResultV1(BaseModel):
     Exactly one of two shapes: success (`winner`, `justification` and `confidence` all set)
     or error (`error_detail` set, all three success fields unset). `confidence` is on the
     1-5 scale end to end. `cost_estimate` is in USD; `response_time_ms` in milliseconds.
+    Every stored field is bounded (common_core.bounds): integers below 2^31, `model` at most
+    200 characters, no control characters in text, a finite cost below 1,000,000 USD.
 
-    Raises `pydantic.ValidationError` when both or neither shape is present, or when a
-    success is partial.
+    Raises `pydantic.ValidationError` when both or neither shape is present, when a success
+    is partial, or when a field is out of its bounds.
     """
 
     model_config = ConfigDict(frozen=True)
 
-    request_id: str = Field(min_length=1)
+    request_id: PlainText = Field(min_length=1, max_length=128)
     correlation_id: UUID
 
     winner: EssayComparisonWinner | None = None
-    justification: str | None = Field(default=None, max_length=JUSTIFICATION_MAX_CHARS)
+    justification: PlainText | None = Field(default=None, max_length=JUSTIFICATION_MAX_CHARS)
     confidence: float | None = Field(default=None, ge=1.0, le=5.0)
 
     error_detail: ErrorDetail | None = None
 
     provider: LLMProviderType
-    model: str = Field(min_length=1)
-    response_time_ms: int = Field(ge=0)
+    model: PlainText = Field(min_length=1, max_length=MODEL_NAME_MAX_CHARS)
+    response_time_ms: Int32
     token_usage: TokenUsage = Field(default_factory=TokenUsage)
-    cost_estimate: float = Field(ge=0.0)
+    cost_estimate: float = Field(ge=0.0, lt=1_000_000.0, allow_inf_nan=False)
     requested_at: AwareDatetime
     completed_at: AwareDatetime
-    trace_id: str | None = None
+    trace_id: PlainText | None = Field(default=None, max_length=64)
     request_metadata: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")

@@ -61,6 +61,8 @@ class Outcome(StrEnum):
     STALE = "stale"
     UNKNOWN = "unknown"
     MALFORMED = "malformed"
+    UNRECORDABLE = "unrecordable"
+    """Valid, but the database refused it (a poison record); dead-lettered with the reason."""
 
 
 @dataclass(frozen=True)

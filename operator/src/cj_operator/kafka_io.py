@@ -2,8 +2,12 @@
 
 The consumer (one per operator process, on the active replica only) polls up to
 CJ_OPERATOR_CALLBACK_MAX_RECORDS events, dead-letters the malformed ones, records the rest in
-one database transaction, and only then commits the offsets. When the database fails, it seeks
-back and tries the same events again, so nothing is lost and nothing counts twice.
+one database transaction, and only then commits the offsets. When that transaction fails
+because the database refused the data (a value it cannot store), the poll is recorded record
+by record: a record the database still refuses goes to the dead-letter topic with the reason,
+the others are recorded, and the offsets are committed, so one poison event cannot stop the
+consumer. When the database is unreachable instead, the consumer seeks back and tries the same
+events again, so nothing is lost and nothing counts twice.
 """
 
 from __future__ import annotations
@@ -12,9 +16,11 @@ import asyncio
 import contextlib
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
+import sqlalchemy.exc
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from pydantic import ValidationError
@@ -33,6 +39,17 @@ log = structlog.get_logger("cj_operator.kafka")
 
 COMPLETION_NAMESPACE = uuid.UUID("6f1c2a0e-8d0b-4b7e-9a59-5c2d3b1e0c11")
 """uuid5 namespace of completion event ids: one id per batch, so a re-publish is recognisable."""
+
+
+def refused_data(exc: BaseException) -> bool:
+    """True for a database error that means "this data cannot be stored" (SQLSTATE class 22,
+    data exception: a value out of range, a string too long, a NUL byte; class 23, integrity
+    constraint violation), as opposed to an unreachable or failing database."""
+    if isinstance(exc, sqlalchemy.exc.DataError | sqlalchemy.exc.IntegrityError):
+        return True
+    if isinstance(exc, sqlalchemy.exc.DBAPIError) and exc.orig is not None:
+        return str(getattr(exc.orig, "sqlstate", "") or "")[:2] in {"22", "23"}
+    return False
 
 
 class CallbackStore(Protocol):
@@ -56,12 +73,20 @@ def parse_callback(value: bytes | None) -> LLMComparisonResultV1:
     return envelope.data
 
 
+_REASON_MAX_CHARS = 500
+"""Longest reason written to a dead letter's header or a log line."""
+
+
 def _reason(exc: Exception) -> str:
     if isinstance(exc, ValidationError):
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         return f"{exc.error_count()} validation error(s); first at {where}: {first['msg']}"
-    return str(exc)
+    if isinstance(exc, sqlalchemy.exc.DBAPIError) and exc.orig is not None:
+        # The driver's message, without the statement and its parameters (essay text).
+        text = str(exc.orig).splitlines()[0] if str(exc.orig) else type(exc.orig).__name__
+        return text[:_REASON_MAX_CHARS]
+    return str(exc)[:_REASON_MAX_CHARS]
 
 
 class EventPublisher:
@@ -220,30 +245,63 @@ class CallbackConsumer:
     ) -> None:
         received = time.monotonic()
         started = time.perf_counter()
-        results: list[LLMComparisonResultV1] = []
+        parsed: list[tuple[ConsumerRecord[Any, Any], LLMComparisonResultV1]] = []
         malformed: list[tuple[ConsumerRecord[Any, Any], str]] = []
         for records in polled.values():
             for record in records:
                 try:
-                    results.append(parse_callback(record.value))
+                    parsed.append((record, parse_callback(record.value)))
                 except ValueError as exc:
                     malformed.append((record, _reason(exc)))
         for record, reason in malformed:
-            await self._publisher.dead_letter(self._dlq, record, reason)
-            log.warning(
-                "malformed callback dead-lettered",
-                partition=record.partition,
-                offset=record.offset,
-                reason=reason,
-            )
-        plan = await self._store.record(results)
+            await self._dead_letter(record, reason, "malformed callback dead-lettered")
+        outcomes, touched = await self._record(parsed)
         await consumer.commit({tp: records[-1].offset + 1 for tp, records in polled.items()})
         if malformed:
             self._metrics.dead_letters.inc(len(malformed))
             self._metrics.callbacks.labels(Outcome.MALFORMED.value).inc(len(malformed))
-        for outcome, count in plan.outcomes.items():
+        self._metrics.dead_letters.inc(outcomes.get(Outcome.UNRECORDABLE, 0))
+        for outcome, count in outcomes.items():
             self._metrics.callbacks.labels(outcome.value).inc(count)
         self._metrics.reconcile_duration.labels("callbacks").observe(time.perf_counter() - started)
-        if plan.outcomes.get(Outcome.UNKNOWN):
-            log.info("callbacks with unknown correlation ids", count=plan.outcomes[Outcome.UNKNOWN])
-        self._on_recorded(plan.touched_batches, received)
+        if outcomes.get(Outcome.UNKNOWN):
+            log.info("callbacks with unknown correlation ids", count=outcomes[Outcome.UNKNOWN])
+        self._on_recorded(touched, received)
+
+    async def _record(
+        self, parsed: list[tuple[ConsumerRecord[Any, Any], LLMComparisonResultV1]]
+    ) -> tuple[Counter[Outcome], set[str]]:
+        """Record the poll in one transaction; when the database refuses its data, record it
+        record by record and dead-letter what it still refuses (module docstring). Returns
+        the outcome counts and the batches whose counters changed; raises when the database
+        cannot be reached (the caller rewinds)."""
+        try:
+            plan = await self._store.record([result for _, result in parsed])
+            return plan.outcomes, plan.touched_batches
+        except Exception as exc:
+            if not refused_data(exc):
+                raise
+            log.warning(
+                "the database refused a poll; recording it record by record",
+                records=len(parsed),
+                error=_reason(exc),
+            )
+        outcomes: Counter[Outcome] = Counter()
+        touched: set[str] = set()
+        for record, result in parsed:
+            try:
+                plan = await self._store.record([result])
+            except Exception as exc:
+                if not refused_data(exc):
+                    raise
+                reason = f"the database refused it: {_reason(exc)}"
+                await self._dead_letter(record, reason, "unrecordable callback dead-lettered")
+                outcomes[Outcome.UNRECORDABLE] += 1
+                continue
+            outcomes.update(plan.outcomes)
+            touched |= plan.touched_batches
+        return outcomes, touched
+
+    async def _dead_letter(self, record: ConsumerRecord[Any, Any], reason: str, what: str) -> None:
+        await self._publisher.dead_letter(self._dlq, record, reason)
+        log.warning(what, partition=record.partition, offset=record.offset, reason=reason)

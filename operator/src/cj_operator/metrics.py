@@ -78,7 +78,7 @@ class OperatorMetrics:
         )
         self.dead_letters = Counter(
             "cj_operator_dead_letters_total",
-            "Malformed callback events written to the dead-letter topic.",
+            "Callback events written to the dead-letter topic (malformed or unrecordable).",
             registry=r,
         )
         self.completion_events = Counter(

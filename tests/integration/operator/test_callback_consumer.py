@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from uuid import uuid4
 
@@ -219,3 +220,95 @@ async def test_a_restarted_consumer_does_not_count_again(
             assert _metric(metrics, "cj_operator_callbacks_total", outcome="success") == 1
     batch = await batch_row(db, stored.uid)
     assert batch.completed == 2
+
+
+def _hostile(result: LLMComparisonResultV1, **fields: object) -> bytes:
+    """The envelope of `result` with raw JSON fields a producer could send regardless of
+    the contract (the model would refuse to build them)."""
+    doc = json.loads(envelope(result))
+    doc["data"].update(fields)
+    return json.dumps(doc).encode()
+
+
+async def test_out_of_range_or_unstorable_results_do_not_jam_the_consumer(
+    cluster: ClusterEnv, kafka_topic: TopicFactory, db: Database
+) -> None:
+    """Regression: a result with response_time_ms 3e9 (valid JSON, too big for the integer
+    column), a NUL in the justification or a 201-character model made the consumer retry its
+    poll forever; answers that came after them were never counted."""
+    topic = await kafka_topic("callbacks")
+    dlq = await kafka_topic("dlq")
+    group = unique_name("cj-operator-test-")
+    stored = await stored_batch(db, pairs=4)
+    a, b, c, d = stored.correlation_ids
+    values = [
+        _hostile(success(a), response_time_ms=3_000_000_000),
+        _hostile(success(b), justification="fine\x00then not"),
+        _hostile(success(c), model="m" * 201),
+        envelope(success(d)),
+    ]
+    await _produce(cluster, topic, values)
+    async with running_consumer(cluster, topic, dlq, group, PostgresCallbackStore(db)) as (
+        _,
+        metrics,
+        _t,
+    ):
+
+        async def committed() -> bool:
+            return await _committed(cluster, topic, group) == len(values)
+
+        await wait_for(committed, 30, "offsets committed past the hostile events")
+        assert _metric(metrics, "cj_operator_callbacks_total", outcome="malformed") == 3
+        assert _metric(metrics, "cj_operator_callbacks_total", outcome="success") == 1
+    batch = await batch_row(db, stored.uid)
+    assert (batch.submitted, batch.completed, batch.failed) == (4, 1, 0)
+    dead = await collect_records(cluster.kafka_bootstrap_servers, dlq, 3, within=10, settle=1.0)
+    reasons = [dict(r.headers)["cj-dlq-reason"].decode() for r in dead]
+    assert "response_time_ms" in reasons[0] and "less than or equal to 2147483647" in reasons[0]
+    assert "justification" in reasons[1] and "control character" in reasons[1]
+    assert "model" in reasons[2] and "at most 200 characters" in reasons[2]
+
+
+async def test_a_record_the_database_refuses_is_dead_lettered_and_the_rest_recorded(
+    cluster: ClusterEnv, kafka_topic: TopicFactory, db: Database
+) -> None:
+    """Second line of defence, for a value the contract lets through but PostgreSQL refuses:
+    the poll is recorded record by record; the refused one goes to the dead-letter topic with
+    the database's reason, the others count and the offsets are committed."""
+    topic = await kafka_topic("callbacks")
+    dlq = await kafka_topic("dlq")
+    group = unique_name("cj-operator-test-")
+    stored = await stored_batch(db, pairs=3)
+    poisoned, *healthy = stored.correlation_ids
+    real = PostgresCallbackStore(db)
+
+    class ContractGap:
+        """The real store, but the poisoned result reaches PostgreSQL out of range."""
+
+        async def record(self, results: Sequence[LLMComparisonResultV1]) -> PollPlan:
+            return await real.record(
+                [
+                    r.model_copy(update={"response_time_ms": 3_000_000_000})
+                    if r.correlation_id == poisoned
+                    else r
+                    for r in results
+                ]
+            )
+
+    values = [envelope(success(poisoned)), *(envelope(failure(cid)) for cid in healthy)]
+    await _produce(cluster, topic, values)
+    async with running_consumer(cluster, topic, dlq, group, ContractGap()) as (_, metrics, _t):
+
+        async def committed() -> bool:
+            return await _committed(cluster, topic, group) == len(values)
+
+        await wait_for(committed, 30, "offsets committed past the refused record")
+        assert _metric(metrics, "cj_operator_callbacks_total", outcome="unrecordable") == 1
+        assert _metric(metrics, "cj_operator_callbacks_total", outcome="failure") == 2
+        assert _metric(metrics, "cj_operator_dead_letters_total") == 1
+    batch = await batch_row(db, stored.uid)
+    assert (batch.submitted, batch.completed, batch.failed) == (3, 0, 2)
+    dead = await collect_records(cluster.kafka_bootstrap_servers, dlq, 1, within=10, settle=1.0)
+    assert dead[0].value == values[0]
+    reason = dict(dead[0].headers)["cj-dlq-reason"].decode()
+    assert reason.startswith("the database refused it:") and "int32" in reason

@@ -16,6 +16,7 @@ from common_core import (
     QueuedRequest,
     TokenUsage,
 )
+from common_core.bounds import strip_control_characters
 from common_core.metadata_keys import BATCH_ID
 
 
@@ -42,7 +43,9 @@ def success_result(
         request_id=str(queued.queue_id),
         correlation_id=queued.correlation_id,
         winner=answer.winner,
-        justification=truncate(answer.justification, justification_max_chars),
+        justification=truncate(
+            str(strip_control_characters(answer.justification)), justification_max_chars
+        ),
         confidence=answer.confidence,
         provider=provider,
         model=model,
