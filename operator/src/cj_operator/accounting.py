@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from uuid import UUID
 
-from common_core import LLMComparisonResultV1, LLMErrorCode
+from common_core import LLMComparisonResultV1, LLMErrorCode, metadata_keys
 
 OVERDUE_ERROR_CODE = "CJ_CALLBACK_OVERDUE"
 """`error_code` of a pair the batch monitor closed because its callback never came."""
@@ -61,6 +61,9 @@ class Outcome(StrEnum):
     STALE = "stale"
     UNKNOWN = "unknown"
     MALFORMED = "malformed"
+    FORGED = "forged"
+    """Its request_metadata names another batch, pair or essay than its correlation id's pair:
+    not recorded, dead-lettered."""
     UNRECORDABLE = "unrecordable"
     """Valid, but the database refused it (a poison record); dead-lettered with the reason."""
 
@@ -79,6 +82,25 @@ class OpenPair:
     max_retries: int
     batch_finished: bool
     """The batch is COMPLETED, FAILED or CANCELLED: nothing more is recorded for it."""
+    essay_a_id: str = ""
+    essay_b_id: str = ""
+
+    def forgery(self, result: LLMComparisonResultV1) -> str | None:
+        """Why `result` cannot be this pair's answer, or None: a batch, pair or essay id in its
+        echoed request_metadata that differs from this pair's (absent keys are not judged)."""
+        expected: dict[str, object] = {
+            metadata_keys.BATCH_ID: self.batch_uid,
+            metadata_keys.PAIR_ID: self.pair_id,
+            metadata_keys.ESSAY_A_ID: self.essay_a_id,
+            metadata_keys.ESSAY_B_ID: self.essay_b_id,
+        }
+        for key, want in expected.items():
+            if key in result.request_metadata and str(result.request_metadata[key]) != str(want):
+                return (
+                    f"forged: request_metadata.{key} is {result.request_metadata[key]!r}, but "
+                    f"correlation id {result.correlation_id} belongs to {key} {want!r}"
+                )
+        return None
 
 
 @dataclass(frozen=True)
@@ -101,15 +123,11 @@ class BatchDelta:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     total_tokens: int = 0
-    provider: str | None = None
-    model: str | None = None
 
     def add(self, result: LLMComparisonResultV1) -> None:
         """Count one recorded result."""
         if result.is_success:
             self.completed += 1
-            self.provider = result.provider.value
-            self.model = result.model
         else:
             self.failed += 1
         self.cost_usd += result.cost_estimate
@@ -125,6 +143,8 @@ class PollPlan:
     updates: list[PairUpdate] = field(default_factory=list)
     deltas: dict[str, BatchDelta] = field(default_factory=dict)
     outcomes: Counter[Outcome] = field(default_factory=Counter)
+    forged: list[tuple[LLMComparisonResultV1, str]] = field(default_factory=list)
+    """Forged results (the objects passed in), with the reason; the consumer dead-letters them."""
 
     @property
     def touched_batches(self) -> set[str]:
@@ -144,6 +164,11 @@ def plan_poll(results: Iterable[LLMComparisonResultV1], pairs: Mapping[UUID, Ope
         pair = pairs.get(result.correlation_id)
         if pair is None:
             plan.outcomes[Outcome.UNKNOWN] += 1
+            continue
+        forgery = pair.forgery(result)
+        if forgery is not None:
+            plan.outcomes[Outcome.FORGED] += 1
+            plan.forged.append((result, forgery))
             continue
         if pair.batch_finished or pair.closed_by_operator:
             plan.outcomes[Outcome.STALE] += 1

@@ -260,7 +260,9 @@ class CallbackConsumer:
         if malformed:
             self._metrics.dead_letters.inc(len(malformed))
             self._metrics.callbacks.labels(Outcome.MALFORMED.value).inc(len(malformed))
-        self._metrics.dead_letters.inc(outcomes.get(Outcome.UNRECORDABLE, 0))
+        self._metrics.dead_letters.inc(
+            outcomes.get(Outcome.UNRECORDABLE, 0) + outcomes.get(Outcome.FORGED, 0)
+        )
         for outcome, count in outcomes.items():
             self._metrics.callbacks.labels(outcome.value).inc(count)
         self._metrics.reconcile_duration.labels("callbacks").observe(time.perf_counter() - started)
@@ -277,6 +279,7 @@ class CallbackConsumer:
         cannot be reached (the caller rewinds)."""
         try:
             plan = await self._store.record([result for _, result in parsed])
+            await self._dead_letter_forged(parsed, plan)
             return plan.outcomes, plan.touched_batches
         except Exception as exc:
             if not refused_data(exc):
@@ -298,9 +301,20 @@ class CallbackConsumer:
                 await self._dead_letter(record, reason, "unrecordable callback dead-lettered")
                 outcomes[Outcome.UNRECORDABLE] += 1
                 continue
+            await self._dead_letter_forged([(record, result)], plan)
             outcomes.update(plan.outcomes)
             touched |= plan.touched_batches
         return outcomes, touched
+
+    async def _dead_letter_forged(
+        self,
+        parsed: list[tuple[ConsumerRecord[Any, Any], LLMComparisonResultV1]],
+        plan: PollPlan,
+    ) -> None:
+        """Dead-letter the records whose results the store found forged (not recorded)."""
+        for forged, reason in plan.forged:
+            record = next(rec for rec, result in parsed if result is forged)
+            await self._dead_letter(record, reason, "forged callback dead-lettered")
 
     async def _dead_letter(self, record: ConsumerRecord[Any, Any], reason: str, what: str) -> None:
         await self._publisher.dead_letter(self._dlq, record, reason)

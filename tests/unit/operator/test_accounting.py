@@ -72,7 +72,6 @@ def test_success_and_failure_are_recorded_and_counted_per_batch() -> None:
     assert (b1.completed, b1.failed) == (1, 1)
     assert b1.cost_usd == pytest.approx(0.75)
     assert (b1.prompt_tokens, b1.completion_tokens, b1.total_tokens) == (10, 5, 15)
-    assert (b1.provider, b1.model) == ("mock", "mock-1")
     assert plan.deltas["b2"].completed == 1
     assert plan.touched_batches == {"b1", "b2"}
     assert plan.outcomes == {Outcome.SUCCESS: 2, Outcome.FAILURE: 1}
@@ -106,6 +105,24 @@ def test_unknown_correlation_ids_are_counted_not_recorded() -> None:
     plan = plan_poll([success(uuid4()), failure(uuid4())], {})
     assert plan.updates == []
     assert plan.outcomes == {Outcome.UNKNOWN: 2}
+
+
+def test_results_naming_another_pair_are_forged_and_not_recorded() -> None:
+    cid, other = uuid4(), uuid4()
+    pair = OpenPair(7, "b1", True, False, 1, 3, False, essay_a_id="e1", essay_b_id="e2")
+    pairs = {cid: pair, other: pair}
+    honest = success(cid, batch_id="b1", pair_id=7, essay_a_id="e1", essay_b_id="e2")
+    forged = success(other, batch_id="b1", pair_id=7, essay_a_id="e1", essay_b_id="e9")
+    plan = plan_poll([forged, honest], pairs)
+    assert plan.outcomes == {Outcome.FORGED: 1, Outcome.SUCCESS: 1}
+    assert [u.result.correlation_id for u in plan.updates] == [cid]
+    assert [(r.correlation_id, "essay_b_id is 'e9'" in why) for r, why in plan.forged] == [
+        (other, True)
+    ]
+    # Another batch's id in the metadata is forged too; absent keys are not judged.
+    elsewhere = success(cid, batch_id="b2")
+    assert plan_poll([elsewhere], {cid: pair}).outcomes == {Outcome.FORGED: 1}
+    assert plan_poll([success(cid)], {cid: pair}).outcomes == {Outcome.SUCCESS: 1}
 
 
 def test_last_attempt_failure_is_final() -> None:

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import select
+from sqlalchemy import select, tuple_
 
 from cj_operator.accounting import OVERDUE_ERROR_CODE, OpenPair, PollPlan, plan_poll
 from cj_operator.clock import utcnow
-from cj_operator.db.models import Batch, ComparisonPair, PairStatus
+from cj_operator.db.models import Batch, ComparisonPair, Essay, PairStatus
 from cj_operator.db.rounds import OPEN_STATUSES
 from cj_operator.db.session import Database
 from common_core import LLMComparisonResultV1
@@ -71,6 +71,19 @@ class PostgresCallbackStore:
                 .all()
             )
             by_pair_id = {row.id: row for row in rows}
+            essay_ids = {
+                (uid, idx): essay_id
+                for uid, idx, essay_id in (
+                    await session.execute(
+                        select(Essay.batch_uid, Essay.idx, Essay.essay_id).where(
+                            tuple_(Essay.batch_uid, Essay.idx).in_(
+                                {(r.batch_uid, r.essay_a_idx) for r in rows}
+                                | {(r.batch_uid, r.essay_b_idx) for r in rows}
+                            )
+                        )
+                    )
+                ).all()
+            }
             views = {
                 row.correlation_id: OpenPair(
                     pair_id=row.id,
@@ -81,6 +94,8 @@ class PostgresCallbackStore:
                     max_retries=batches[row.batch_uid].max_retries,
                     batch_finished=batches[row.batch_uid].state.is_terminal
                     or batches[row.batch_uid].deleted_at is not None,
+                    essay_a_id=essay_ids.get((row.batch_uid, row.essay_a_idx), ""),
+                    essay_b_id=essay_ids.get((row.batch_uid, row.essay_b_idx), ""),
                 )
                 for row in rows
             }
@@ -112,6 +127,4 @@ class PostgresCallbackStore:
                 batch.prompt_tokens += delta.prompt_tokens
                 batch.completion_tokens += delta.completion_tokens
                 batch.total_tokens += delta.total_tokens
-                if delta.provider is not None:
-                    batch.provider, batch.model = delta.provider, delta.model
         return plan

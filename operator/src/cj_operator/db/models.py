@@ -113,8 +113,6 @@ class Batch(Base):
     order_effect_p: Mapped[float | None] = mapped_column(Double, nullable=True)
     judge_fit: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONB, nullable=True)
     max_score_change: Mapped[float | None] = mapped_column(Double, nullable=True)
-    provider: Mapped[str | None] = mapped_column(String(32), nullable=True)
-    model: Mapped[str | None] = mapped_column(String(200), nullable=True)
     reason: Mapped[str] = mapped_column(String(128), default="")
     message: Mapped[str] = mapped_column(Text, default="")
     version: Mapped[int] = mapped_column(BigInteger, default=1)

@@ -250,8 +250,9 @@ async def finished_batch(db: Database, uid: str) -> FinishedBatch | None:
             order_effect_se=batch.order_effect_se,
             order_effect_p=batch.order_effect_p,
             judges=list(batch.judge_fit or []),
-            provider=batch.provider or (spec.judge.provider or "default"),
-            model=batch.model or (spec.judge.model or "default"),
+            # The judge as the spec names it, never as a result claims it.
+            provider=spec.judge.provider or "default",
+            model=spec.judge.model or "default",
             cost_usd=batch.cost_usd,
             total_tokens=batch.total_tokens,
             started_at=batch.started_at or batch.created_at or now,

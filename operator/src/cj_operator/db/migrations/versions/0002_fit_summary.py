@@ -5,7 +5,8 @@
 the comparisons with a winner in that fit (score stability is judged only after new ones);
 `order_effect`, `order_effect_se`, `order_effect_p` the slot-A effect (logits) with its standard
 error and p value; `judge_fit` infit/outfit per judge (JSON list); `cj_scores.infit` and
-`cj_scores.outfit` per essay.
+`cj_scores.outfit` per essay. `cj_batches.provider` and `model` go: a batch's judge is the one
+its spec names (results could claim any), and each comparison keeps the judge that answered.
 
 Revision ID: 0002
 Revises: 0001
@@ -35,6 +36,8 @@ def upgrade() -> None:
         "cj_batches",
         sa.Column("judge_fit", postgresql.JSONB(astext_type=sa.Text()), nullable=True),
     )
+    op.drop_column("cj_batches", "provider")
+    op.drop_column("cj_batches", "model")
     op.add_column("cj_scores", sa.Column("infit", sa.Double(), nullable=True))
     op.add_column("cj_scores", sa.Column("outfit", sa.Double(), nullable=True))
 
@@ -45,4 +48,6 @@ def downgrade() -> None:
     for column in ("judge_fit", "order_effect_p", "order_effect_se", "order_effect"):
         op.drop_column("cj_batches", column)
     op.drop_column("cj_batches", "fitted_results")
+    op.add_column("cj_batches", sa.Column("provider", sa.String(length=32), nullable=True))
+    op.add_column("cj_batches", sa.Column("model", sa.String(length=200), nullable=True))
     op.drop_column("cj_batches", "ssr")
