@@ -312,3 +312,33 @@ async def test_a_record_the_database_refuses_is_dead_lettered_and_the_rest_recor
     assert dead[0].value == values[0]
     reason = dict(dead[0].headers)["cj-dlq-reason"].decode()
     assert reason.startswith("the database refused it:") and "int32" in reason
+
+
+async def test_a_verdict_naming_another_pair_is_dead_lettered_as_forged(
+    cluster: ClusterEnv, kafka_topic: TopicFactory, db: Database
+) -> None:
+    """A result that knows an open correlation id but names other essays is not counted."""
+    topic = await kafka_topic("callbacks")
+    dlq = await kafka_topic("dlq")
+    group = unique_name("cj-operator-test-")
+    stored = await stored_batch(db, pairs=2)
+    target, honest = stored.correlation_ids
+    forged = envelope(success(target, batch_id=stored.uid, essay_a_id="e7", essay_b_id="e6"))
+    await _produce(cluster, topic, [forged, envelope(success(honest, batch_id=stored.uid))])
+    async with running_consumer(cluster, topic, dlq, group, PostgresCallbackStore(db)) as (
+        _,
+        metrics,
+        _t,
+    ):
+
+        async def committed() -> bool:
+            return await _committed(cluster, topic, group) == 2
+
+        await wait_for(committed, 30, "offsets committed past the forged verdict")
+        assert _metric(metrics, "cj_operator_callbacks_total", outcome="forged") == 1
+        assert _metric(metrics, "cj_operator_callbacks_total", outcome="success") == 1
+    batch = await batch_row(db, stored.uid)
+    assert (batch.completed, batch.failed) == (1, 0), "the forged verdict counted"
+    dead = await collect_records(cluster.kafka_bootstrap_servers, dlq, 1, within=10, settle=1.0)
+    assert dead[0].value == forged
+    assert dict(dead[0].headers)["cj-dlq-reason"].startswith(b"forged: request_metadata.essay_a_id")
