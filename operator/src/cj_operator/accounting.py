@@ -16,12 +16,14 @@ Rules:
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from uuid import UUID
 
+from cj_plumbing.backoff import clamp_retry_after, exponential_backoff
 from common_core import LLMComparisonResultV1, LLMErrorCode, metadata_keys
 
 OVERDUE_ERROR_CODE = "CJ_CALLBACK_OVERDUE"
@@ -38,6 +40,29 @@ NON_RETRYABLE: frozenset[str] = frozenset(
     }
 )
 """Errors a retry of the same request cannot fix (the request itself is the problem)."""
+
+
+RETRY_BACKOFF_CAP_SECONDS = 300.0
+"""Longest wait before a retry (also the cap of a provider's Retry-After hint)."""
+
+
+def retry_delay(result: LLMComparisonResultV1 | None, attempt: int, base_seconds: float) -> float:
+    """Seconds to wait before re-submitting a comparison whose attempt `attempt` failed.
+
+    The error's `details.retry_after_seconds` (what the provider's Retry-After said) when it is
+    a number, clamped to [1, 300]; otherwise `base_seconds * 2^(attempt - 1)`, capped at 300
+    (0 when `base_seconds` is 0: retry at once).
+    """
+    hint = None
+    if result is not None and result.error_detail is not None:
+        hint = result.error_detail.details.get("retry_after_seconds")
+    if isinstance(hint, int | float) and not isinstance(hint, bool) and math.isfinite(hint):
+        return clamp_retry_after(float(hint), floor=1.0, cap=RETRY_BACKOFF_CAP_SECONDS)
+    if base_seconds <= 0:
+        return 0.0
+    return exponential_backoff(
+        attempt, base=base_seconds, cap=RETRY_BACKOFF_CAP_SECONDS, jitter=False
+    )
 
 
 def should_retry(error_code: str | None, attempt: int, max_retries: int) -> bool:

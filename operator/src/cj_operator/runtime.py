@@ -119,7 +119,7 @@ class Runtime:
             dead_letter_topic=settings.dead_letter_topic,
             max_records=settings.callback_max_records,
             poll_timeout_ms=settings.callback_poll_timeout_ms,
-            store=PostgresCallbackStore(self.db),
+            store=PostgresCallbackStore(self.db, settings.retry_backoff_seconds),
             publisher=self.publisher,
             metrics=self.metrics,
             on_recorded=self._on_recorded,

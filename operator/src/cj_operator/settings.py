@@ -216,6 +216,15 @@ class OperatorSettings(BaseSettings):
         description="Regularisation of the Bradley-Terry fit (choix alpha). Unset: the "
         "scoring module's default.",
     )
+    retry_backoff_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        validation_alias=_env("CJ_OPERATOR_RETRY_BACKOFF_SECONDS"),
+        description="Wait before re-submitting a failed comparison: this many seconds after "
+        "its first attempt, doubling with each attempt up to 300 s; an error event's "
+        "details.retry_after_seconds (the provider's Retry-After) is honoured instead, "
+        "clamped to 1-300 s. 0 retries at once.",
+    )
     retention_on_delete: Literal["keep", "delete"] = Field(
         default="keep",
         validation_alias=_env("CJ_OPERATOR_RETENTION_ON_DELETE"),

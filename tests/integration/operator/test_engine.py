@@ -7,6 +7,7 @@ real. Each test drives `advance` step by step and answers comparisons the way wo
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
@@ -167,14 +168,29 @@ class Harness:
         await batches.store_essays(self.db, uid, model.essays[:n])
         return uid
 
-    async def answer(self, cost: float = 0.0, fail: LLMErrorCode | None = None) -> int:
-        """Answer every open request like a worker would: the longer essay wins."""
+    async def answer(
+        self,
+        cost: float = 0.0,
+        fail: LLMErrorCode | None = None,
+        *,
+        retry_after: float | None = None,
+        backoff: float = 0.0,
+    ) -> int:
+        """Answer every open request like a worker would: the longer essay wins (or every
+        request fails with `fail`, saying `retry_after`; retries wait `backoff` seconds)."""
         pending = self.provider.unanswered()
         results = []
         for r in pending:
             self.provider.answered.add(r.correlation_id)
             if fail is not None:
-                results.append(failure(r.correlation_id, fail))
+                error = failure(r.correlation_id, fail)
+                if retry_after is not None:
+                    assert error.error_detail is not None
+                    detail = error.error_detail.model_copy(
+                        update={"details": {"retry_after_seconds": retry_after}}
+                    )
+                    error = error.model_copy(update={"error_detail": detail})
+                results.append(error)
                 continue
             winner = (
                 EssayComparisonWinner.ESSAY_A
@@ -182,7 +198,7 @@ class Harness:
                 else EssayComparisonWinner.ESSAY_B
             )
             results.append(success(r.correlation_id, winner, cost=cost))
-        await PostgresCallbackStore(self.db).record(results)
+        await PostgresCallbackStore(self.db, retry_backoff_seconds=backoff).record(results)
         return len(results)
 
     async def pairs(self, uid: str) -> list[ComparisonPair]:
@@ -288,6 +304,31 @@ async def test_failed_comparisons_are_retried_with_a_new_correlation_id(harness:
     assert batch.state == BatchStateEnum.FAILED
     assert batch.reason == "LowSuccessRate"
     assert (batch.submitted, batch.completed, batch.failed) == (4, 0, 4)
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "backoff", "wait"),
+    [(None, 1.0, 1.0), (1.5, 0.0, 1.5)],
+    ids=["backoff", "provider-retry-after"],
+)
+async def test_a_retry_waits_for_its_backoff_or_the_providers_retry_after(
+    harness: Harness, retry_after: float | None, backoff: float, wait: float
+) -> None:
+    uid = await harness.batch(4, limits={"maxRetries": 1}, comparisons={"maxTotal": 2})
+    await harness.engine.advance(uid)
+    await harness.answer(
+        fail=LLMErrorCode.PROVIDER_RATE_LIMIT, retry_after=retry_after, backoff=backoff
+    )
+    await harness.engine.advance(uid)
+    # Not yet due: no retry row, and the batch has not moved on to a round-end decision.
+    assert len(await harness.pairs(uid)) == 2
+    batch = await batch_row(harness.db, uid)
+    assert (batch.state, batch.round) == (BatchStateEnum.WAITING_CALLBACKS, 1)
+    await asyncio.sleep(wait + 0.2)
+    await harness.engine.advance(uid)
+    pairs = await harness.pairs(uid)
+    assert [p.attempt for p in pairs] == [1, 1, 2, 2]
+    assert all(p.status == PairStatus.SUBMITTED for p in pairs[2:])
 
 
 async def test_cost_limit_stops_submitting(harness: Harness) -> None:

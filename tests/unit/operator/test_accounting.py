@@ -12,9 +12,10 @@ from cj_operator.accounting import (
     OpenPair,
     Outcome,
     plan_poll,
+    retry_delay,
     should_retry,
 )
-from common_core import EssayComparisonWinner, LLMErrorCode
+from common_core import EssayComparisonWinner, LLMComparisonResultV1, LLMErrorCode
 from tests.support.factories import failure, success
 
 
@@ -123,6 +124,31 @@ def test_results_naming_another_pair_are_forged_and_not_recorded() -> None:
     elsewhere = success(cid, batch_id="b2")
     assert plan_poll([elsewhere], {cid: pair}).outcomes == {Outcome.FORGED: 1}
     assert plan_poll([success(cid)], {cid: pair}).outcomes == {Outcome.SUCCESS: 1}
+
+
+def test_retry_delay_doubles_per_attempt_and_honours_retry_after() -> None:
+    assert [retry_delay(None, attempt, 2.0) for attempt in (1, 2, 3, 9, 30)] == [
+        2.0,
+        4.0,
+        8.0,
+        300.0,
+        300.0,
+    ]
+    assert retry_delay(None, 3, 0.0) == 0.0
+    limited = failure(uuid4(), LLMErrorCode.PROVIDER_RATE_LIMIT)
+    assert limited.error_detail is not None
+
+    def saying(seconds: object) -> LLMComparisonResultV1:
+        assert limited.error_detail is not None
+        detail = limited.error_detail.model_copy(
+            update={"details": {"retry_after_seconds": seconds}}
+        )
+        return limited.model_copy(update={"error_detail": detail})
+
+    assert retry_delay(saying(42), 1, 2.0) == 42.0
+    assert retry_delay(saying(0), 1, 2.0) == 1.0  # clamped up
+    assert retry_delay(saying(86_400), 1, 2.0) == 300.0  # and down
+    assert retry_delay(saying("soon"), 2, 2.0) == 4.0  # not a number
 
 
 def test_last_attempt_failure_is_final() -> None:

@@ -12,19 +12,30 @@ from collections.abc import Sequence
 
 from sqlalchemy import select, tuple_
 
-from cj_operator.accounting import OVERDUE_ERROR_CODE, OpenPair, PollPlan, plan_poll
+from cj_operator.accounting import (
+    OVERDUE_ERROR_CODE,
+    OpenPair,
+    PollPlan,
+    plan_poll,
+    retry_delay,
+)
 from cj_operator.clock import utcnow
 from cj_operator.db.models import Batch, ComparisonPair, Essay, PairStatus
-from cj_operator.db.rounds import OPEN_STATUSES
+from cj_operator.db.rounds import OPEN_STATUSES, retry_not_before
 from cj_operator.db.session import Database
 from common_core import LLMComparisonResultV1
 
 
 class PostgresCallbackStore:
-    """The callback consumer's `CallbackStore` on the operator's PostgreSQL tables."""
+    """The callback consumer's `CallbackStore` on the operator's PostgreSQL tables.
 
-    def __init__(self, db: Database) -> None:
+    A failed comparison that is retried waits `accounting.retry_delay` (with
+    `retry_backoff_seconds`, CJ_OPERATOR_RETRY_BACKOFF_SECONDS) before it is re-submitted.
+    """
+
+    def __init__(self, db: Database, retry_backoff_seconds: float = 0.0) -> None:
         self._db = db
+        self._retry_backoff = retry_backoff_seconds
 
     async def record(self, results: Sequence[LLMComparisonResultV1]) -> PollPlan:
         """Record one poll's results in one transaction; each batch's counters change once.
@@ -105,6 +116,9 @@ class PostgresCallbackStore:
                 result = change.result
                 row.status = PairStatus.SUCCEEDED if change.success else PairStatus.FAILED
                 row.needs_retry = change.needs_retry
+                if change.needs_retry:
+                    delay = retry_delay(result, row.attempt, self._retry_backoff)
+                    row.retry_not_before = retry_not_before(now, delay)
                 row.completed_at = now
                 row.winner = result.winner.value if result.winner else None
                 row.confidence = result.confidence

@@ -198,6 +198,7 @@ class ComparisonPair(Base):
     created_at: Mapped[datetime] = mapped_column(_tz(), server_default=func.now())
     submitted_at: Mapped[datetime | None] = mapped_column(_tz(), nullable=True)
     completed_at: Mapped[datetime | None] = mapped_column(_tz(), nullable=True)
+    retry_not_before: Mapped[datetime | None] = mapped_column(_tz(), nullable=True)
     winner: Mapped[str | None] = mapped_column(String(8), nullable=True)
     confidence: Mapped[float | None] = mapped_column(Double, nullable=True)
     justification: Mapped[str | None] = mapped_column(Text, nullable=True)

@@ -13,13 +13,13 @@ import math
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, delete, func, select, update
+from sqlalchemy import ColumnElement, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cj_operator.accounting import OVERDUE_ERROR_CODE, should_retry
+from cj_operator.accounting import OVERDUE_ERROR_CODE, retry_delay, should_retry
 from cj_operator.clock import utcnow
 from cj_operator.db.models import Batch, ComparisonPair, PairStatus, Score
 from cj_operator.lifecycle.reasons import Reason
@@ -51,16 +51,25 @@ def _awaiting_retry(uid: str) -> tuple[ColumnElement[bool], ...]:
     )
 
 
+def retry_not_before(now: datetime, delay_seconds: float) -> datetime | None:
+    """When a failed comparison may be re-submitted; None for at once."""
+    return now + timedelta(seconds=delay_seconds) if delay_seconds > 0 else None
+
+
 async def create_retries(session: AsyncSession, batch: Batch) -> int:
-    """New rows (attempt + 1, new correlation id) for failed pairs awaiting a retry.
+    """New rows (attempt + 1, new correlation id) for failed pairs awaiting a retry whose
+    `retry_not_before` has passed.
 
     Counts the new rows in `submitted`. Returns how many.
     """
+    due = or_(
+        ComparisonPair.retry_not_before.is_(None), ComparisonPair.retry_not_before <= utcnow()
+    )
     rows = (
         (
             await session.execute(
                 select(ComparisonPair)
-                .where(*_awaiting_retry(batch.uid))
+                .where(*_awaiting_retry(batch.uid), due)
                 .order_by(ComparisonPair.id)
                 .with_for_update()
             )
@@ -84,6 +93,16 @@ async def create_retries(session: AsyncSession, batch: Batch) -> int:
         )
     batch.submitted += len(rows)
     return len(rows)
+
+
+async def next_retry_at(session: AsyncSession, uid: str) -> datetime | None:
+    """The earliest `retry_not_before` of the batch's failed pairs still awaiting a retry;
+    None when none waits (a round with such a pair is not settled)."""
+    result = await session.execute(
+        select(func.min(ComparisonPair.retry_not_before)).where(*_awaiting_retry(uid))
+    )
+    value: datetime | None = result.scalar_one()
+    return value
 
 
 async def drop_retries(session: AsyncSession, batch: Batch) -> int:
@@ -211,9 +230,14 @@ class Refusal:
 
 
 async def record_submission(
-    session: AsyncSession, batch: Batch, queued: Sequence[int], refused: Sequence[Refusal]
+    session: AsyncSession,
+    batch: Batch,
+    queued: Sequence[int],
+    refused: Sequence[Refusal],
+    retry_backoff_seconds: float = 0.0,
 ) -> int:
-    """Mark queued pairs SUBMITTED and refused ones FAILED (retry rule applied).
+    """Mark queued pairs SUBMITTED and refused ones FAILED (retry rule applied; a retry waits
+    `accounting.retry_delay` with `retry_backoff_seconds`).
 
     Only pairs still PENDING change (a callback may have answered one already). Returns
     how many refused pairs await a retry.
@@ -251,6 +275,9 @@ async def record_submission(
         row.error_message = REFUSED_PREFIX + refusal.message
         row.completed_at = now
         row.needs_retry = should_retry(refusal.error_code, row.attempt, batch.max_retries)
+        if row.needs_retry:
+            delay = retry_delay(None, row.attempt, retry_backoff_seconds)
+            row.retry_not_before = retry_not_before(now, delay)
         retries += row.needs_retry
     batch.failed += len(rows)
     return retries

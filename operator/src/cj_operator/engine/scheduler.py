@@ -104,6 +104,7 @@ class BatchEngine:
             metrics=metrics,
             callback_topic=settings.callback_topic,
             chunk_size=settings.submit_chunk_size,
+            retry_backoff_seconds=settings.retry_backoff_seconds,
             on_change=on_change,
         )
         self._queue: asyncio.Queue[str] = asyncio.Queue()
@@ -170,6 +171,8 @@ class BatchEngine:
                     result = await steps.score(self._db, uid, self._fit)
                 for event in result.events:
                     await self._post_event(uid, event)
+                if result.wake_after is not None:
+                    self.wake_later(uid, result.wake_after)
                 if result.send:
                     await self._after_send(uid, await self._submitter.send(uid))
                 if result.finished and await self._followups(uid):

@@ -56,7 +56,8 @@ class StepResult:
     """What a step's transaction left to do outside the lock.
 
     `send`: PENDING pairs to submit; `scoring`: run :func:`score` next; `finished`: the
-    batch is terminal (write its follow-ups); `gone`: the batch is unknown or deleted.
+    batch is terminal (write its follow-ups); `gone`: the batch is unknown or deleted;
+    `wake_after`: seconds until a failed comparison's retry is due (advance again then).
     """
 
     send: bool = False
@@ -64,6 +65,7 @@ class StepResult:
     scoring: bool = False
     gone: bool = False
     events: tuple[KubeEvent, ...] = ()
+    wake_after: float | None = None
 
 
 async def decide(db: Database, uid: str, fit: Fitter) -> StepResult:
@@ -87,6 +89,9 @@ async def decide(db: Database, uid: str, fit: Fitter) -> StepResult:
             await rounds.create_retries(session, batch)
         if await rounds.count_open(session, uid) > 0:
             return StepResult(send=True)
+        waiting = await rounds.next_retry_at(session, uid)
+        if waiting is not None:  # a retry waits for its backoff: the round is not settled
+            return StepResult(wake_after=max(0.0, (waiting - utcnow()).total_seconds()))
 
         spec = batch.parsed_spec()
         ledger = await rounds.pair_ledger(session, uid)

@@ -59,6 +59,7 @@ class Submitter:
         callback_topic: str,
         chunk_size: int,
         on_change: Callable[[str], None],
+        retry_backoff_seconds: float = 0.0,
     ) -> None:
         self._db = db
         self._provider = provider
@@ -66,6 +67,7 @@ class Submitter:
         self._callback_topic = callback_topic
         self._chunk_size = chunk_size
         self._on_change = on_change
+        self._retry_backoff = retry_backoff_seconds
 
     async def send(self, uid: str) -> SendOutcome:
         """Send every PENDING pair of `uid` (chunk by chunk) until none is left or the provider
@@ -143,4 +145,6 @@ class Submitter:
             batch = await rounds.lock_batch(session, uid)
             if batch is None:
                 return 0
-            return await rounds.record_submission(session, batch, queued, refused)
+            return await rounds.record_submission(
+                session, batch, queued, refused, self._retry_backoff
+            )

@@ -7,6 +7,8 @@ the comparisons with a winner in that fit (score stability is judged only after 
 error and p value; `judge_fit` infit/outfit per judge (JSON list); `cj_scores.infit` and
 `cj_scores.outfit` per essay. `cj_batches.provider` and `model` go: a batch's judge is the one
 its spec names (results could claim any), and each comparison keeps the judge that answered.
+`cj_comparison_pairs.retry_not_before`: a failed comparison is re-submitted only after it
+(backoff, or the provider's Retry-After).
 
 Revision ID: 0002
 Revises: 0001
@@ -38,11 +40,16 @@ def upgrade() -> None:
     )
     op.drop_column("cj_batches", "provider")
     op.drop_column("cj_batches", "model")
+    op.add_column(
+        "cj_comparison_pairs",
+        sa.Column("retry_not_before", sa.DateTime(timezone=True), nullable=True),
+    )
     op.add_column("cj_scores", sa.Column("infit", sa.Double(), nullable=True))
     op.add_column("cj_scores", sa.Column("outfit", sa.Double(), nullable=True))
 
 
 def downgrade() -> None:
+    op.drop_column("cj_comparison_pairs", "retry_not_before")
     op.drop_column("cj_scores", "outfit")
     op.drop_column("cj_scores", "infit")
     for column in ("judge_fit", "order_effect_p", "order_effect_se", "order_effect"):
