@@ -119,6 +119,14 @@ class HttpProviderApi:
                 f"provider API answered {response.status_code}: {why}",
                 retry_after=_retry_after(response),
             )
+        if response.status_code in (401, 403):
+            # The operator's credentials, not the comparisons, are wrong: defer the batch (it
+            # resumes once the token is fixed) instead of failing every pair.
+            why = detail.message if detail else response.text[:200]
+            return ProviderUnavailableError(
+                f"provider API refused the operator's credentials ({response.status_code}): "
+                f"{why}; check CJ_OPERATOR_PROVIDER_API_TOKEN and the API's token"
+            )
         self.breaker.record_success()
         if detail is None:
             return ProviderUnavailableError(

@@ -101,7 +101,24 @@ async def test_all_refused_with_one_status_still_gives_outcomes() -> None:
 async def test_whole_request_refusal() -> None:
     def handle(_: httpx.Request) -> httpx.Response:
         return httpx.Response(
-            401,
+            422,
+            json={
+                "error_code": "LLM_INVALID_PROMPT",
+                "message": "bad request",
+                "service": "api",
+                "operation": "submit",
+            },
+        )
+
+    with pytest.raises(ProviderRejectedError, match="422 LLM_INVALID_PROMPT: bad request"):
+        await _client(httpx.MockTransport(handle)).submit([_request()])
+
+
+@pytest.mark.parametrize("status", [401, 403])
+async def test_refused_credentials_defer_instead_of_failing_the_pairs(status: int) -> None:
+    def handle(_: httpx.Request) -> httpx.Response:
+        return httpx.Response(
+            status,
             json={
                 "error_code": "LLM_INVALID_CONFIG",
                 "message": "bad token",
@@ -110,7 +127,7 @@ async def test_whole_request_refusal() -> None:
             },
         )
 
-    with pytest.raises(ProviderRejectedError, match="401 LLM_INVALID_CONFIG: bad token"):
+    with pytest.raises(ProviderUnavailableError, match=f"credentials \\({status}\\): bad token"):
         await _client(httpx.MockTransport(handle)).submit([_request()])
 
 
