@@ -19,6 +19,8 @@ from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from common_core import BULK_MAX_ITEMS, KAFKA_TOPIC_PATTERN, ProcessingEvent
 
@@ -35,7 +37,10 @@ class OperatorSettings(BaseSettings):
     Raises ``pydantic.ValidationError`` naming the variable when a value is invalid.
     """
 
-    model_config = SettingsConfigDict(extra="ignore", populate_by_name=False, frozen=True)
+    # hide_input_in_errors: a bad DATABASE_URL must not print its password in the error.
+    model_config = SettingsConfigDict(
+        extra="ignore", populate_by_name=False, frozen=True, hide_input_in_errors=True
+    )
 
     # --- connections -------------------------------------------------------------------
     database_url: str = Field(
@@ -309,13 +314,21 @@ class OperatorSettings(BaseSettings):
     def _asyncpg_driver(cls, url: str) -> str:
         for plain in ("postgresql://", "postgres://"):
             if url.startswith(plain):
-                return "postgresql+asyncpg://" + url.removeprefix(plain)
+                url = "postgresql+asyncpg://" + url.removeprefix(plain)
         if not url.startswith("postgresql+asyncpg://"):
             raise ValueError(
                 "DATABASE_URL must be a PostgreSQL URL (postgresql+asyncpg://...), "
                 f"got scheme {url.split('://', 1)[0]!r}"
             )
-        return url
+        try:
+            parsed = make_url(url)
+        except (ValueError, ArgumentError) as exc:
+            # The message names the problem, never the URL (it holds the password).
+            raise ValueError(
+                f"DATABASE_URL cannot be parsed ({type(exc).__name__}): check the port is a "
+                "number and special characters in the password are percent-encoded"
+            ) from None
+        return parsed.render_as_string(hide_password=False)
 
     @field_validator("provider_api_url")
     @classmethod

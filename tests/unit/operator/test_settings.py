@@ -98,3 +98,21 @@ def test_operator_guide_lists_every_variable() -> None:
         variable = alias.choices[0]
         assert isinstance(variable, str)
         assert f"`{variable}`" in guide, f"docs/operator.md does not document {variable} ({name})"
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["postgresql+asyncpg://cj:s3cr3t-pw@db:notaport/cj", "mysql://cj:s3cr3t-pw@db/cj"],
+)
+def test_a_bad_database_url_never_shows_its_password(
+    monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", url)
+    with pytest.raises(ValidationError, match="DATABASE_URL") as raised:
+        OperatorSettings()
+    assert "s3cr3t-pw" not in str(raised.value)
+
+
+def test_a_plain_postgres_url_gets_the_asyncpg_driver(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgres://cj:p%40ss@db:5432/cj")
+    assert OperatorSettings().database_url == "postgresql+asyncpg://cj:p%40ss@db:5432/cj"
