@@ -74,6 +74,13 @@ class _Common(BaseSettings):
         description="Prefix of every Redis key this side uses; API and workers must agree. "
         "Lets several installations (or tests) share one Redis.",
     )
+    redis_require_noeviction: bool = Field(
+        default=True,
+        validation_alias=_env("CJ_REDIS_REQUIRE_NOEVICTION"),
+        description="At start-up, read CONFIG GET maxmemory-policy and refuse to start unless "
+        "it is noeviction (an evicting Redis drops queued requests). A Redis that refuses "
+        "CONFIG is logged as unchecked and accepted. false skips the check.",
+    )
     consumer_group: str = Field(
         default="cj-workers",
         min_length=1,
