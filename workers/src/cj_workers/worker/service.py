@@ -105,6 +105,7 @@ class WorkerService:
             consumer=self.s.consumer_name,
             concurrency=self.s.concurrency,
             streams=self.queue.keys.streams,
+            judging_bound_s=self.s.judging_bound_seconds,
         )
         try:
             await self._read_loop()
