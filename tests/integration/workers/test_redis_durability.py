@@ -6,6 +6,7 @@ loopback port with the flags under test (an evicting policy, AOF) and its own di
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +20,8 @@ from cj_workers.queue import RequestQueue
 from cj_workers.redis_check import EvictingRedisError, require_noeviction
 from common_core import LLMComparisonRequest, QueuedRequest
 from tests.support.devcluster import REPO_ROOT
-from tests.support.redis_server import own_redis
+from tests.support.processes import free_port
+from tests.support.redis_server import OwnRedis, own_redis
 
 DURABLE = ["--appendonly", "yes", "--appendfsync", "everysec", "--save", ""]
 
@@ -117,3 +119,27 @@ async def test_with_aof_a_killed_redis_keeps_an_enqueued_request(tmp_path: Path)
 async def test_without_persistence_the_same_restart_loses_it(tmp_path: Path) -> None:
     """The control: the old flags (`--save '' --appendonly no`) lose the request."""
     assert await _enqueue_kill_and_read(["--save", "", "--appendonly", "no"], tmp_path) == []
+
+
+async def test_a_redis_starting_late_is_waited_for(tmp_path: Path) -> None:
+    """The check asks again while Redis is not up yet (it starts alongside the pods)."""
+    server = OwnRedis(free_port(), tmp_path, ("--maxmemory-policy", "noeviction"))
+    client = aioredis.from_url(server.url)
+    try:
+        check = asyncio.create_task(require_noeviction(client, wait_seconds=20))
+        await asyncio.sleep(1.5)
+        assert not check.done()
+        server.start()
+        assert await asyncio.wait_for(check, 10) == "noeviction"
+    finally:
+        await client.aclose()
+        server.stop(kill=True)
+
+
+async def test_an_unreachable_redis_fails_after_the_wait(tmp_path: Path) -> None:
+    client = aioredis.from_url(f"redis://127.0.0.1:{free_port()}/0")
+    try:
+        with pytest.raises(aioredis.ConnectionError):
+            await require_noeviction(client, wait_seconds=1.5)
+    finally:
+        await client.aclose()

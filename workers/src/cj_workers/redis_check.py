@@ -11,11 +11,15 @@ policy. A managed Redis that refuses CONFIG (disabled or renamed command, ACL wi
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
 
 import redis.asyncio as aioredis
 import structlog
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 log = structlog.get_logger(__name__)
 
@@ -41,21 +45,30 @@ def eviction_problem(policy: str) -> str | None:
     )
 
 
-async def require_noeviction(redis: aioredis.Redis) -> str | None:
+async def require_noeviction(redis: aioredis.Redis, wait_seconds: float = 30.0) -> str | None:
     """Refuse an evicting Redis: raises `EvictingRedisError` (after logging its message).
 
     Returns the policy read, or None when Redis refused CONFIG GET (logged as a warning: the
-    check could not be made). Connection errors propagate (the process cannot start anyway).
+    check could not be made). An unreachable Redis is asked again every second for
+    `wait_seconds` (a Redis starting alongside), then its connection error propagates.
     """
-    try:
-        reply: dict[Any, Any] = dict(await redis.config_get("maxmemory-policy"))
-    except ResponseError as exc:
-        log.warning(
-            "could not check Redis maxmemory-policy (CONFIG refused); make sure it is "
-            f"{REQUIRED_POLICY}",
-            error=str(exc),
-        )
-        return None
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        try:
+            reply: dict[Any, Any] = dict(await redis.config_get("maxmemory-policy"))
+            break
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            if time.monotonic() >= deadline:
+                raise
+            log.warning("redis unreachable; checking maxmemory-policy again", error=str(exc))
+            await asyncio.sleep(1.0)
+        except ResponseError as exc:
+            log.warning(
+                "could not check Redis maxmemory-policy (CONFIG refused); make sure it is "
+                f"{REQUIRED_POLICY}",
+                error=str(exc),
+            )
+            return None
     raw = reply.get("maxmemory-policy", reply.get(b"maxmemory-policy"))
     if raw is None:
         log.warning(
