@@ -63,6 +63,7 @@ CHART_SET: dict[str, frozenset[str]] = {
             "CJ_OPERATOR_METRICS_HOST",
             "CJ_OPERATOR_METRICS_PORT",
             "CJ_OPERATOR_MIGRATE_ON_START",
+            "CJ_OPERATOR_QUEUE_REQUEST_TTL_SECONDS",
             "CJ_OPERATOR_CREATE_TOPICS",
             "CJ_OPERATOR_TOPIC_PARTITIONS",
             "CJ_OPERATOR_TOPIC_REPLICATION_FACTOR",
@@ -77,6 +78,7 @@ CHART_SET: dict[str, frozenset[str]] = {
             "CJ_API_PORT",
             "CJ_API_QUEUE_HIGH_WATER",
             "CJ_API_QUEUE_LOW_WATER",
+            "CJ_API_REQUEST_TTL_SECONDS",
             "CJ_API_AUTH_TOKEN",
         }
     ),
@@ -324,6 +326,7 @@ def build_schema() -> Schema:
                 },
                 ["host", "port"],
             ),
+            "queue": obj({"requestTtlSeconds": integer(minimum=1)}, ["requestTtlSeconds"]),
             "database": database,
             "migrations": obj(
                 {

@@ -66,8 +66,12 @@ start_postgres() {
 
 start_redis() {
   mkdir -p "$STATE_DIR/redis"
+  # AOF fsynced every second (a restart loses at most ~1 s of accepted requests) and no
+  # eviction (a full Redis refuses writes instead of dropping queued requests): what the
+  # provider API and the workers require of their Redis (they refuse an evicting policy).
   _spawn redis redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$STATE_DIR/redis" \
-    --save '' --appendonly no --daemonize no
+    --save '' --appendonly yes --appendfsync everysec --maxmemory-policy noeviction \
+    --daemonize no
   wait_for redis 30 redis-cli -p "$REDIS_PORT" ping || _fail_start redis
 }
 

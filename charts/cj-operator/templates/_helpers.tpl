@@ -230,6 +230,10 @@ imagePullSecrets:
   value: {{ $c.metricsPort | quote }}
 - name: CJ_OPERATOR_MIGRATE_ON_START
   value: {{ eq .Values.migrations.mode "operatorStart" | quote }}
+# The provider API's request TTL (CJ_API_REQUEST_TTL_SECONDS, same value): the overdue
+# cutoff is derived from it unless CJ_OPERATOR_CALLBACK_TIMEOUT_MINUTES is set.
+- name: CJ_OPERATOR_QUEUE_REQUEST_TTL_SECONDS
+  value: {{ .Values.queue.requestTtlSeconds | quote }}
 {{- $t := .Values.kafka.topics }}
 - name: CJ_OPERATOR_CREATE_TOPICS
   value: {{ $t.bootstrapOnStart | quote }}

@@ -1,7 +1,8 @@
 """The batch monitor: one task per operator (not one per batch).
 
 Every BATCH_MONITOR_INTERVAL_MINUTES (and once at start-up) it
-- closes comparisons whose callback is overdue (CJ_OPERATOR_CALLBACK_TIMEOUT_MINUTES) as failed,
+- closes comparisons whose callback is overdue (OperatorSettings.callback_timeout_seconds:
+  derived from the queue's bound, or CJ_OPERATOR_CALLBACK_TIMEOUT_MINUTES) as failed,
   so the engine re-submits them within spec.limits.maxRetries;
 - applies each batch's timeout (spec.limits.timeout, default BATCH_TIMEOUT_HOURS);
 - wakes every unfinished batch and every finished one whose results or completion event are

@@ -160,7 +160,18 @@ class Runtime:
             asyncio.create_task(self.gate.run(), name="cj-peering-gate"),
             asyncio.create_task(self._supervise(), name="cj-supervisor"),
         ]
-        log.info("operator runtime started", active=self.gate.active.is_set())
+        log.info(
+            "operator runtime started",
+            active=self.gate.active.is_set(),
+            callback_timeout_minutes=round(s.callback_timeout_seconds / 60, 1),
+        )
+        if s.callback_timeout_seconds < s.queue_bound_seconds:
+            log.warning(
+                "CJ_OPERATOR_CALLBACK_TIMEOUT_MINUTES is below the queue's bound (request TTL "
+                "+ judging): comparisons still queued will be re-submitted as overdue",
+                callback_timeout_minutes=round(s.callback_timeout_seconds / 60, 1),
+                queue_bound_minutes=round(s.queue_bound_seconds / 60, 1),
+            )
 
     async def stop(self) -> None:
         """Stop the background work and close every connection."""

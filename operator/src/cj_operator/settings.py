@@ -24,6 +24,12 @@ from sqlalchemy.exc import ArgumentError
 
 from common_core import BULK_MAX_ITEMS, KAFKA_TOPIC_PATTERN, ProcessingEvent
 
+QUEUE_JUDGING_SECONDS = 4 * (60.0 + 5.0) + 3 * max(30.0, 120.0) + 60.0 + 5.0
+"""The workers' judging bound with their default settings (685 s; cj_workers.settings:
+4 attempts of a 60 s provider timeout + 5 s grace, 3 waits of at most 120 s (Retry-After),
+a 60 s visibility timeout and a 5 s reclaim interval). A unit test checks it against
+WorkerSettings().judging_bound_seconds."""
+
 
 def _env(name: str) -> Any:
     """Bind a field to exactly one environment variable name."""
@@ -197,15 +203,45 @@ class OperatorSettings(BaseSettings):
     )
 
     # --- batch engine -----------------------------------------------------------------------
-    callback_timeout_minutes: float = Field(
-        default=70.0,
+    queue_request_ttl_seconds: int = Field(
+        default=3600,
+        ge=1,
+        validation_alias=_env("CJ_OPERATOR_QUEUE_REQUEST_TTL_SECONDS"),
+        description="The provider API's request TTL (its CJ_API_REQUEST_TTL_SECONDS; the "
+        "chart sets both from queue.requestTtlSeconds): the longest a request waits in the "
+        "queue before a worker answers it with a timeout error instead of judging. Part of "
+        "the derived overdue cutoff.",
+    )
+    queue_judging_seconds: float = Field(
+        default=QUEUE_JUDGING_SECONDS,
+        gt=0,
+        validation_alias=_env("CJ_OPERATOR_QUEUE_JUDGING_SECONDS"),
+        description="The longest a worker holds a request once taken before its callback is "
+        "published: CJ_WORKER_MAX_ATTEMPTS x (CJ_WORKER_PROVIDER_TIMEOUT_SECONDS + 5) + "
+        "(attempts - 1) x max(CJ_WORKER_RETRY_MAX_SECONDS, CJ_WORKER_RETRY_AFTER_MAX_SECONDS) "
+        "+ CJ_WORKER_VISIBILITY_TIMEOUT_SECONDS + CJ_WORKER_RECLAIM_INTERVAL_SECONDS "
+        "(WorkerSettings.judging_bound_seconds). The default is that of the workers' defaults, "
+        "4 x 65 + 3 x 120 + 60 + 5 = 685 s; raise it with those settings. Part of the derived "
+        "overdue cutoff.",
+    )
+    callback_margin_minutes: float = Field(
+        default=5.0,
+        ge=0,
+        validation_alias=_env("CJ_OPERATOR_CALLBACK_MARGIN_MINUTES"),
+        description="Added to the queue's bound (request TTL + judging) in the derived "
+        "overdue cutoff: Kafka delivery, the operator's poll, clock differences.",
+    )
+    callback_timeout_minutes: float | None = Field(
+        default=None,
         gt=0,
         validation_alias=_env("CJ_OPERATOR_CALLBACK_TIMEOUT_MINUTES"),
         description="A submitted comparison without a callback after this long is overdue: "
         "the batch monitor counts it failed and re-submits it (new correlation id, attempt+1) "
-        "within spec.limits.maxRetries. Keep it above the provider's request TTL "
-        "(CJ_API_REQUEST_TTL_SECONDS, default 60 min), after which a worker publishes a "
-        "timeout error instead of judging.",
+        "within spec.limits.maxRetries. Unset: derived, CJ_OPERATOR_QUEUE_REQUEST_TTL_SECONDS "
+        "+ CJ_OPERATOR_QUEUE_JUDGING_SECONDS + CJ_OPERATOR_CALLBACK_MARGIN_MINUTES (76.4 min "
+        "with the defaults), the latest a callback can come for a request that was not lost. "
+        "Set: an explicit override (below that bound, live requests are re-submitted too and "
+        "their late answers count as stale).",
     )
     status_patch_interval_seconds: float = Field(
         default=1.0,
@@ -356,6 +392,15 @@ class OperatorSettings(BaseSettings):
         return self.batch_monitor_interval_minutes * 60.0
 
     @property
+    def queue_bound_seconds(self) -> float:
+        """The latest (seconds after submission) a callback can come for a request the
+        provider side did not lose: request TTL + the workers' judging bound."""
+        return self.queue_request_ttl_seconds + self.queue_judging_seconds
+
+    @property
     def callback_timeout_seconds(self) -> float:
-        """CJ_OPERATOR_CALLBACK_TIMEOUT_MINUTES in seconds."""
-        return self.callback_timeout_minutes * 60.0
+        """The overdue cutoff in seconds: CJ_OPERATOR_CALLBACK_TIMEOUT_MINUTES when set, else
+        `queue_bound_seconds` + CJ_OPERATOR_CALLBACK_MARGIN_MINUTES (docs/operator.md)."""
+        if self.callback_timeout_minutes is not None:
+            return self.callback_timeout_minutes * 60.0
+        return self.queue_bound_seconds + self.callback_margin_minutes * 60.0

@@ -367,3 +367,34 @@ def test_template_failures_name_the_value() -> None:
         render({"providerApi.queueLowWater": 30000})
     with pytest.raises(HelmError, match=r"operator.peering needs operator.watchNamespaces empty"):
         render({"operator.peering.enabled": True, "operator.watchNamespaces": ["team-a"]})
+
+
+@pytest.mark.parametrize("ttl", [None, 600])
+def test_one_request_ttl_value_feeds_the_api_and_the_operators_overdue_cutoff(
+    ttl: int | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cj_operator.settings import OperatorSettings
+    from cj_workers.settings import ProviderApiSettings
+
+    objects = render({} if ttl is None else {"queue.requestTtlSeconds": ttl})
+    api_env = env_of(containers(one(objects, "Deployment", "-provider-api"))[0])
+    operator_env = env_of(containers(one(objects, "Deployment", "-operator"))[0])
+    expected = str(ttl or 3600)
+    assert api_env["CJ_API_REQUEST_TTL_SECONDS"]["value"] == expected
+    assert operator_env["CJ_OPERATOR_QUEUE_REQUEST_TTL_SECONDS"]["value"] == expected
+    # What the two processes make of their rendered variables.
+    monkeypatch.setenv("CJ_API_REQUEST_TTL_SECONDS", api_env["CJ_API_REQUEST_TTL_SECONDS"]["value"])
+    for name in (
+        "CJ_OPERATOR_QUEUE_REQUEST_TTL_SECONDS",
+        "CJ_OPERATOR_QUEUE_JUDGING_SECONDS",
+        "CJ_OPERATOR_CALLBACK_MARGIN_MINUTES",
+        "CJ_OPERATOR_CALLBACK_TIMEOUT_MINUTES",
+    ):
+        if name in operator_env:
+            monkeypatch.setenv(name, operator_env[name]["value"])
+        else:
+            monkeypatch.delenv(name, raising=False)
+    api_ttl = ProviderApiSettings().request_ttl_seconds
+    operator = OperatorSettings()
+    assert operator.queue_request_ttl_seconds == api_ttl == int(expected)
+    assert operator.callback_timeout_seconds == api_ttl + 685 + 300

@@ -116,3 +116,54 @@ def test_a_bad_database_url_never_shows_its_password(
 def test_a_plain_postgres_url_gets_the_asyncpg_driver(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DATABASE_URL", "postgres://cj:p%40ss@db:5432/cj")
     assert OperatorSettings().database_url == "postgresql+asyncpg://cj:p%40ss@db:5432/cj"
+
+
+def test_the_overdue_cutoff_is_derived_from_the_queue_bound_by_default() -> None:
+    s = OperatorSettings()
+    assert s.callback_timeout_minutes is None
+    assert s.queue_request_ttl_seconds == 3600
+    assert s.queue_judging_seconds == 685
+    assert s.queue_bound_seconds == 3600 + 685
+    assert s.callback_timeout_seconds == 3600 + 685 + 5 * 60
+    assert round(s.callback_timeout_seconds / 60, 1) == 76.4
+
+
+def test_a_shorter_request_ttl_shortens_the_cutoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CJ_OPERATOR_QUEUE_REQUEST_TTL_SECONDS", "600")
+    monkeypatch.setenv("CJ_OPERATOR_QUEUE_JUDGING_SECONDS", "120")
+    monkeypatch.setenv("CJ_OPERATOR_CALLBACK_MARGIN_MINUTES", "2")
+    assert OperatorSettings().callback_timeout_seconds == 600 + 120 + 120
+
+
+def test_an_explicit_callback_timeout_overrides_the_derived_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CJ_OPERATOR_CALLBACK_TIMEOUT_MINUTES", "90")
+    monkeypatch.setenv("CJ_OPERATOR_QUEUE_REQUEST_TTL_SECONDS", "60")
+    assert OperatorSettings().callback_timeout_seconds == 90 * 60
+
+
+def test_the_default_judging_bound_is_the_workers_own() -> None:
+    """CJ_OPERATOR_QUEUE_JUDGING_SECONDS' default = WorkerSettings' bound with its defaults, and
+    the request TTL default = the API's."""
+    from cj_workers.settings import ProviderApiSettings, WorkerSettings
+
+    worker = WorkerSettings.model_construct()  # the class defaults, whatever the environment
+    api = ProviderApiSettings.model_construct()
+    s = OperatorSettings()
+    assert s.queue_judging_seconds == worker.judging_bound_seconds
+    assert s.queue_request_ttl_seconds == api.request_ttl_seconds
+
+
+def test_the_workers_judging_bound_follows_their_settings() -> None:
+    from cj_workers.settings import WorkerSettings
+
+    w = WorkerSettings.model_construct(
+        max_attempts=2,
+        provider_timeout_seconds=10.0,
+        retry_max_seconds=3.0,
+        retry_after_max_seconds=7.0,
+        visibility_timeout_seconds=20.0,
+        reclaim_interval_seconds=1.0,
+    )
+    assert w.judging_bound_seconds == 2 * (10 + 5) + 1 * 7 + 20 + 1

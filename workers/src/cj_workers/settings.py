@@ -74,6 +74,13 @@ class _Common(BaseSettings):
         description="Prefix of every Redis key this side uses; API and workers must agree. "
         "Lets several installations (or tests) share one Redis.",
     )
+    redis_require_noeviction: bool = Field(
+        default=True,
+        validation_alias=_env("CJ_REDIS_REQUIRE_NOEVICTION"),
+        description="At start-up, read CONFIG GET maxmemory-policy and refuse to start unless "
+        "it is noeviction (an evicting Redis drops queued requests). A Redis that refuses "
+        "CONFIG is logged as unchecked and accepted. false skips the check.",
+    )
     consumer_group: str = Field(
         default="cj-workers",
         min_length=1,
@@ -527,3 +534,19 @@ class WorkerSettings(_Common):
         validation_alias=_env("CJ_WORKER_KAFKA_LINGER_MS"),
         description="Producer linger.ms: waiting this long batches more events per request.",
     )
+
+    @property
+    def judging_bound_seconds(self) -> float:
+        """The longest (seconds) from a worker taking a request to its callback being
+        published, Kafka answering (the operator's CJ_OPERATOR_QUEUE_JUDGING_SECONDS).
+
+        max_attempts calls of at most provider_timeout_seconds + 5 (the processor's
+        wait_for grace), max_attempts - 1 waits of at most max(retry_max_seconds,
+        retry_after_max_seconds) (a longer Retry-After fails at once; a shared rate-limit wait
+        never outlasts the TTL), and, when a worker dies with it, visibility_timeout_seconds +
+        reclaim_interval_seconds until another worker takes it over (then expired: an error
+        event at once). Add the request TTL for the bound from submission.
+        """
+        calls = self.max_attempts * (self.provider_timeout_seconds + 5.0)
+        waits = (self.max_attempts - 1) * max(self.retry_max_seconds, self.retry_after_max_seconds)
+        return calls + waits + self.visibility_timeout_seconds + self.reclaim_interval_seconds

@@ -9,7 +9,9 @@ error handlers, OpenAPI schema) and holds the `cj-provider-api` entry point.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -27,6 +29,7 @@ from cj_workers.api.state import ApiState, error_response
 from cj_workers.api.validation import from_validation_errors
 from cj_workers.bootstrap_topics import bootstrap_at_start
 from cj_workers.queue import connect_redis
+from cj_workers.redis_check import EvictingRedisError, require_noeviction
 from cj_workers.settings import ProviderApiSettings
 from common_core import LLMComparisonBulkRequest
 
@@ -92,10 +95,25 @@ def _operation(request: Request) -> str:
     return "submit_comparisons" if request.url.path.endswith("comparisons") else "submit_comparison"
 
 
+async def _check_redis(settings: ProviderApiSettings) -> None:
+    """`require_noeviction` on a short-lived client, before uvicorn starts (so a refusal is
+    one line, not a lifespan traceback)."""
+    redis = connect_redis(settings.redis_url, 2)
+    try:
+        await require_noeviction(redis)
+    finally:
+        await redis.aclose()
+
+
 def main() -> None:
     """Console entry point `cj-provider-api`: uvicorn on CJ_API_HOST:CJ_API_PORT."""
     settings = ProviderApiSettings()
     configure_logging(settings.log_level, settings.log_format)
+    if settings.redis_require_noeviction:
+        try:
+            asyncio.run(_check_redis(settings))
+        except EvictingRedisError as exc:
+            sys.exit(f"cj-provider-api: refusing to start: {exc}")
     uvicorn.run(
         create_app(settings),
         host=settings.host,

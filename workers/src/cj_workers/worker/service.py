@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import functools
 import signal
+import sys
 import time
 from collections.abc import Iterator
 
@@ -36,6 +37,7 @@ from cj_workers.providers.base import Judge
 from cj_workers.providers.registry import build_judges
 from cj_workers.queue import RequestQueue, StreamEntry, connect_redis
 from cj_workers.ratelimit import RedisRateLimiter
+from cj_workers.redis_check import EvictingRedisError, require_noeviction
 from cj_workers.results import envelope
 from cj_workers.settings import WorkerSettings
 from cj_workers.worker.processor import RequestProcessor
@@ -103,6 +105,7 @@ class WorkerService:
             consumer=self.s.consumer_name,
             concurrency=self.s.concurrency,
             streams=self.queue.keys.streams,
+            judging_bound_s=self.s.judging_bound_seconds,
         )
         try:
             await self._read_loop()
@@ -380,6 +383,8 @@ async def serve(settings: WorkerSettings) -> None:
         )
         server_task = asyncio.create_task(server.serve())
     try:
+        if settings.redis_require_noeviction:
+            await require_noeviction(redis)
         await bootstrap_at_start(settings)
         await service.run()
     finally:
@@ -396,7 +401,10 @@ def main() -> None:
     """Console entry point `cj-worker`."""
     settings = WorkerSettings()
     configure_logging(settings.log_level, settings.log_format)
-    asyncio.run(serve(settings))
+    try:
+        asyncio.run(serve(settings))
+    except EvictingRedisError as exc:
+        sys.exit(f"cj-worker: refusing to start: {exc}")
 
 
 if __name__ == "__main__":
