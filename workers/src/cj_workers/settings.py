@@ -48,7 +48,10 @@ class RateLimit(BaseModel):
 class _Common(BaseSettings):
     """Settings every process of the provider side reads."""
 
-    model_config = SettingsConfigDict(extra="ignore", populate_by_name=False, frozen=True)
+    # hide_input_in_errors: a bad REDIS_URL or key must not print a password in the error.
+    model_config = SettingsConfigDict(
+        extra="ignore", populate_by_name=False, frozen=True, hide_input_in_errors=True
+    )
 
     redis_url: str = Field(
         default="redis://localhost:6379/0",
