@@ -102,6 +102,15 @@ class WorkerMetrics:
             "Requests dropped without an event because their batch was cancelled.",
             registry=registry,
         )
+        self.dead_letters = Counter(
+            "cj_provider_dead_letters_total",
+            "Stream entries moved to the dead-letter stream, by reason: unreadable (payload "
+            "not a request), max_deliveries (delivered more than CJ_WORKER_MAX_DELIVERIES "
+            "times), missing_topic (callback topic deleted), too_large (even the "
+            "CONTENT_TOO_LONG error event was refused).",
+            ["reason"],
+            registry=registry,
+        )
         self.reclaimed = Counter(
             "cj_provider_reclaimed_total",
             "Entries taken over from workers that stopped heartbeating.",
