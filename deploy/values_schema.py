@@ -445,6 +445,14 @@ def build_schema() -> Schema:
                                             "severity": SEVERITY,
                                         }
                                     ),
+                                    "deadLetters": obj(
+                                        {
+                                            "entries": integer(minimum=0),
+                                            "window": DURATION,
+                                            "for": DURATION,
+                                            "severity": SEVERITY,
+                                        }
+                                    ),
                                 }
                             ),
                         }
