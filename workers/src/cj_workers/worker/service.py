@@ -7,6 +7,12 @@ answers, the topic is gone) stops nothing else: after `missing_topic_attempts` t
 its serialised result move to the dead-letter stream. Entries of a dead worker are reclaimed
 after the visibility timeout; live workers heartbeat theirs. SIGTERM: stop reading, give in-flight
 work `shutdown_deadline_seconds`, then cancel it, leaving those entries pending.
+
+No single message stops a worker (issue 11): a result too large for Kafka (over
+`max_event_bytes`, or refused with MessageSizeTooLargeError) is replaced by a CONTENT_TOO_LONG
+error event for the same correlation id; an entry delivered more than `max_deliveries` times
+is given up on: an INTERNAL_ERROR event when its payload names a correlation id and callback
+topic, then the dead-letter stream. Every dead letter is counted by reason.
 """
 
 from __future__ import annotations
