@@ -234,8 +234,9 @@ ROWS: tuple[tuple[str, tuple[PanelSpec, ...]], ...] = (
             ),
             PanelSpec(
                 "Callback publishing",
-                "Callback events acknowledged by Kafka by status, and failed publish attempts "
-                "(the stream entry stays pending and is retried).",
+                "Callback events acknowledged by Kafka by status, failed publish attempts "
+                "(the stream entry stays pending and is retried), and stream entries moved to "
+                "the dead-letter stream by reason.",
                 "reqps",
                 (
                     Query(
@@ -245,6 +246,10 @@ ROWS: tuple[tuple[str, tuple[PanelSpec, ...]], ...] = (
                     Query(
                         f"sum({rate('cj_provider_callback_publish_failures_total')})",
                         "publish failures",
+                    ),
+                    Query(
+                        f"sum by (reason) ({rate('cj_provider_dead_letters_total')})",
+                        "dead letters {{reason}}",
                     ),
                 ),
             ),

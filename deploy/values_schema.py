@@ -24,7 +24,7 @@ from pydantic_settings import BaseSettings
 
 from cj_operator.settings import OperatorSettings
 from cj_workers.settings import ProviderApiSettings, WorkerSettings
-from common_core import LLMProviderType
+from common_core import KAFKA_TOPIC_PATTERN, LLMProviderType
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SCHEMA_PATH = REPO_ROOT / "charts" / "cj-operator" / "values.schema.json"
@@ -80,6 +80,8 @@ CHART_SET: dict[str, frozenset[str]] = {
             "CJ_API_QUEUE_LOW_WATER",
             "CJ_API_REQUEST_TTL_SECONDS",
             "CJ_API_AUTH_TOKEN",
+            "CJ_API_CALLBACK_TOPICS",
+            "CJ_API_REFUSED_CALLBACK_TOPICS",
         }
     ),
     "worker": _PROVIDER_SHARED
@@ -153,6 +155,11 @@ DURATION = string(pattern=r"^(0|(([0-9]+)(ms|s|m|h|d|w|y))+)$")
 HTTP_URL_OR_EMPTY = string(pattern=r"^(https?://\S+)?$")
 RESOURCES = obj({"requests": ANY_OBJECT, "limits": ANY_OBJECT, "claims": ARRAY})
 SEVERITY = string(minLength=1)
+TOPIC_LIST: Schema = {
+    "type": "array",
+    "items": string(pattern=KAFKA_TOPIC_PATTERN),
+    "uniqueItems": True,
+}
 
 
 def secret_ref(what: str) -> Schema:
@@ -358,6 +365,8 @@ def build_schema() -> Schema:
                     "authToken": secret_ref("Secret with the API bearer token"),
                     "queueHighWater": integer(minimum=1),
                     "queueLowWater": integer(minimum=0),
+                    "callbackTopics": TOPIC_LIST,
+                    "refusedCallbackTopics": TOPIC_LIST,
                     "settings": settings_map("providerApi"),
                     "extraEnv": ARRAY,
                     "resources": RESOURCES,
@@ -435,6 +444,14 @@ def build_schema() -> Schema:
                                     "queueDepth": obj(
                                         {
                                             "entries": integer(minimum=0),
+                                            "for": DURATION,
+                                            "severity": SEVERITY,
+                                        }
+                                    ),
+                                    "deadLetters": obj(
+                                        {
+                                            "entries": integer(minimum=0),
+                                            "window": DURATION,
                                             "for": DURATION,
                                             "severity": SEVERITY,
                                         }

@@ -42,6 +42,8 @@ class StackConfig:
     - `start()` runs an API unless `provider_api_url` names one running elsewhere, `workers`
       workers, and the operator when `operator` is true.
     - `create_topics` false: the processes create no topics (the test made them).
+    - The API allows `callback_topic` and topics matching `callback_topic_pattern`, and refuses
+      the completion and dead-letter topics.
     - `provider_env` adds settings of the API and the workers (e.g. the judge's), `worker_env`
       of the workers only, `operator_env` of the operator.
     """
@@ -86,7 +88,11 @@ class StackConfig:
             "CJ_KAFKA_TOPICS": json.dumps(self.topics),
             "CJ_KAFKA_TOPIC_PARTITIONS": "3",
             "CJ_BOOTSTRAP_TOPICS_ON_START": str(self.create_topics).lower(),
+            "CJ_API_CALLBACK_TOPICS": json.dumps([self.callback_topic]),
             "CJ_API_CALLBACK_TOPIC_PATTERN": self.callback_topic_pattern,
+            "CJ_API_REFUSED_CALLBACK_TOPICS": json.dumps(
+                [t for t in (self.completion_topic, self.dead_letter_topic) if t]
+            ),
             **self.provider_env,
         }
 

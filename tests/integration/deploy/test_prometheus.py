@@ -28,8 +28,11 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+import redis.asyncio as aioredis
 import yaml
 
+from cj_workers.keys import RedisKeys
+from common_core import QueuePriority
 from deploy.dashboard import all_queries
 from tests.integration.deploy.local_release import LocalWorkload, local_workload
 from tests.support.chart import Obj, one, render
@@ -165,6 +168,8 @@ def chart_values(
         f"{rules}.publishFailures.for": "0s",
         f"{rules}.queueDepth.entries": 0,
         f"{rules}.queueDepth.for": "0s",
+        f"{rules}.deadLetters.entries": 0,
+        f"{rules}.deadLetters.for": "0s",
     }
 
 
@@ -194,6 +199,19 @@ def demo_batch(namespace: str, essays: int = 8, model: str = "mock", per_essay: 
     batch["spec"]["judge"] = {"provider": "mock", "model": model}
     batch["spec"]["comparisons"] = {"targetPerEssay": per_essay}
     return batch
+
+
+def dead_letter_unreadable_entry(cluster: ClusterEnv, redis_prefix: str) -> None:
+    """Add an entry that is not a request to the release's normal-priority stream."""
+
+    async def add() -> None:
+        client = aioredis.from_url(cluster.redis_url)
+        try:
+            await client.xadd(RedisKeys(redis_prefix).stream(QueuePriority.NORMAL), {"r": "{"})
+        finally:
+            await client.aclose()
+
+    asyncio.run(add())
 
 
 @pytest.fixture
@@ -368,6 +386,10 @@ def test_prometheus_scrapes_a_run_and_every_query_and_alert_has_data(
                     "/api/v1/comparison", json=comparison_request(topics["callback"], i)
                 )
                 assert r.status_code == 202, r.text
+
+        # One unreadable entry in the request stream: a worker moves it to the dead-letter
+        # stream (CJWorkerDeadLetters).
+        dead_letter_unreadable_entry(cluster, redis_prefix)
 
         batch = demo_batch(namespace)
         kubectl(cluster, "apply", "-f", "-", stdin=yaml.safe_dump(batch))

@@ -398,3 +398,30 @@ def test_one_request_ttl_value_feeds_the_api_and_the_operators_overdue_cutoff(
     operator = OperatorSettings()
     assert operator.queue_request_ttl_seconds == api_ttl == int(expected)
     assert operator.callback_timeout_seconds == api_ttl + 685 + 300
+
+
+def test_provider_api_callback_topics_follow_the_operators_topics(
+    default_objects: list[Obj],
+) -> None:
+    env = env_of(containers(one(default_objects, "Deployment", "-provider-api"))[0])
+    assert json.loads(env["CJ_API_CALLBACK_TOPICS"]["value"]) == [
+        "huleedu.llm_provider.comparison_result.v1"
+    ]
+    assert json.loads(env["CJ_API_REFUSED_CALLBACK_TOPICS"]["value"]) == []
+    assert "CJ_API_CALLBACK_TOPIC_PATTERN" not in env
+    objects = render(
+        {
+            "operator.settings.LLM_PROVIDER_CALLBACK_TOPIC": "team.callbacks",
+            "operator.settings.CJ_OPERATOR_COMPLETION_TOPIC": "team.completed",
+            "operator.settings.CJ_OPERATOR_DEAD_LETTER_TOPIC": "team.failed",
+        }
+    )
+    env = env_of(containers(one(objects, "Deployment", "-provider-api"))[0])
+    assert json.loads(env["CJ_API_CALLBACK_TOPICS"]["value"]) == [
+        "huleedu.llm_provider.comparison_result.v1",
+        "team.callbacks",
+    ]
+    assert json.loads(env["CJ_API_REFUSED_CALLBACK_TOPICS"]["value"]) == [
+        "team.completed",
+        "team.failed",
+    ]

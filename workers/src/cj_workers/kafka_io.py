@@ -7,6 +7,7 @@ from typing import Protocol
 
 import structlog
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import MessageSizeTooLargeError
 
 log = structlog.get_logger(__name__)
 
@@ -15,12 +16,17 @@ class PublishError(Exception):
     """The event was not acknowledged by Kafka (it may or may not have been written).
 
     `topic_missing` is True when the broker answered but the topic does not exist: the
-    broker is fine and other topics can still be published to.
+    broker is fine and other topics can still be published to. `too_large` is True when the
+    producer or the broker refused the message for its size (MessageSizeTooLargeError):
+    sending it again cannot succeed.
     """
 
-    def __init__(self, message: str, *, topic_missing: bool = False) -> None:
+    def __init__(
+        self, message: str, *, topic_missing: bool = False, too_large: bool = False
+    ) -> None:
         super().__init__(message)
         self.topic_missing = topic_missing
+        self.too_large = too_large
 
 
 class Publisher(Protocol):
@@ -72,7 +78,8 @@ class KafkaPublisher:
         """Send and wait for the broker's acknowledgement (acks=all).
 
         Raises PublishError; its `topic_missing` is True only when the broker, asked afresh
-        for its metadata, answers without `topic`.
+        for its metadata, answers without `topic`; its `too_large` when the message is over
+        the producer's `max.request.size` or the broker's message size limit.
         """
         producer: AIOKafkaProducer | None = None
         try:
@@ -82,6 +89,10 @@ class KafkaPublisher:
             )
         except asyncio.CancelledError:
             raise
+        except MessageSizeTooLargeError as exc:
+            raise PublishError(
+                f"{type(exc).__name__}: {len(value)} bytes to {topic!r}", too_large=True
+            ) from exc
         except Exception as exc:
             missing = producer is not None and await self._topic_missing(producer, topic)
             reason = (

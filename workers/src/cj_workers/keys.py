@@ -20,7 +20,8 @@ class RedisKeys:
     - `queue_full`: present while the API refuses with QUEUE_FULL (between the water marks).
     - `drained(bucket)`: requests finished by all workers in a 10-second bucket.
     - `rate(provider, kind, window)`: a rate-limit counter of one minute.
-    - `dead_letter`: entries whose payload could not be read (kept for inspection).
+    - `dead_letter`: entries given up on (unreadable payload, delivered too often, callback
+      topic gone, event too large), kept for inspection with the reason.
     """
 
     prefix: str

@@ -10,6 +10,9 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+DEAD_LETTER_REASONS = ("unreadable", "max_deliveries", "missing_topic", "too_large")
+"""The `reason` label values of `cj_provider_dead_letters_total`."""
+
 _WAIT_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600)
 
 
@@ -102,6 +105,17 @@ class WorkerMetrics:
             "Requests dropped without an event because their batch was cancelled.",
             registry=registry,
         )
+        self.dead_letters = Counter(
+            "cj_provider_dead_letters_total",
+            "Stream entries moved to the dead-letter stream, by reason: unreadable (payload "
+            "not a request), max_deliveries (delivered more than CJ_WORKER_MAX_DELIVERIES "
+            "times), missing_topic (callback topic deleted), too_large (even the "
+            "CONTENT_TOO_LONG error event was refused).",
+            ["reason"],
+            registry=registry,
+        )
+        for reason in DEAD_LETTER_REASONS:  # every series from 0, so increase() sees the first
+            self.dead_letters.labels(reason)
         self.reclaimed = Counter(
             "cj_provider_reclaimed_total",
             "Entries taken over from workers that stopped heartbeating.",

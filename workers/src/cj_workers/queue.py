@@ -9,7 +9,7 @@ event is on Kafka.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, cast
 
 import redis.asyncio as aioredis
@@ -63,12 +63,14 @@ class EnqueueOutcome:
 
 @dataclass(frozen=True)
 class StreamEntry:
-    """One delivered entry: its stream, id and raw payload (`r` field), delivery count known
-    only for reclaimed entries."""
+    """One delivered entry: its stream, id and raw payload (`r` field), and how often it has
+    been delivered (1 when read new; for a reclaimed entry, XPENDING's delivery count, which
+    counts this delivery)."""
 
     stream: str
     entry_id: str
     payload: bytes | None
+    deliveries: int = 1
 
 
 def connect_redis(url: str, max_connections: int) -> aioredis.Redis:
@@ -182,7 +184,8 @@ class RequestQueue:
             )
 
     async def reclaim(self, consumer: str, min_idle_ms: int, count: int) -> list[StreamEntry]:
-        """Take over entries pending longer than `min_idle_ms` (their worker died).
+        """Take over entries pending longer than `min_idle_ms` (their worker died), each with
+        its delivery count (XAUTOCLAIM counts a delivery; heartbeats do not).
 
         Entries deleted meanwhile are acknowledged away. High priority first.
         """
@@ -202,11 +205,31 @@ class RequestQueue:
             deleted = reply[2] if len(reply) > 2 else []
             if deleted:
                 await self._redis.xack(stream, self._group, *deleted)
-            for entry_id, fields in claimed:
-                if fields is None:
-                    continue
-                taken.append(_entry(stream, entry_id, fields))
+            entries = [_entry(stream, i, f) for i, f in claimed if f is not None]
+            taken += await self._with_deliveries(stream, consumer, entries)
         return taken
+
+    async def _with_deliveries(
+        self, stream: str, consumer: str, entries: list[StreamEntry]
+    ) -> list[StreamEntry]:
+        if not entries:
+            return []
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for e in entries:
+                pipe.xpending_range(
+                    stream,
+                    self._group,
+                    min=e.entry_id,
+                    max=e.entry_id,
+                    count=1,
+                    consumername=consumer,
+                )
+            replies = await pipe.execute()
+        out = []
+        for entry, reply in zip(entries, replies, strict=True):
+            count = int(reply[0]["times_delivered"]) if reply else entry.deliveries
+            out.append(replace(entry, deliveries=count))
+        return out
 
     async def pending_count(self) -> int:
         """Entries delivered but not acknowledged, over both streams."""

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
+from uuid import UUID
 
 from cj_workers.providers.base import JudgeAnswer
 from common_core import (
@@ -128,3 +130,120 @@ def envelope(result: LLMComparisonResultV1, source_service: str) -> bytes:
         data=result,
     )
     return env.model_dump_json().encode()
+
+
+def _json_bytes(value: Any) -> int:
+    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str).encode())
+
+
+def trim_metadata(metadata: dict[str, Any], budget: int) -> tuple[dict[str, Any], list[str]]:
+    """The keys of `metadata` that fit in `budget` bytes of JSON, smallest entries first (so
+    routing keys such as batch_id and pair_id survive), and the names of the keys dropped."""
+    sizes = sorted((_json_bytes({k: v}), k) for k, v in metadata.items())
+    kept: dict[str, Any] = {}
+    used = 2  # {}
+    for size, key in sizes:
+        if used + size + 1 <= budget:
+            kept[key] = metadata[key]
+            used += size + 1
+    dropped = sorted(k for k in metadata if k not in kept)
+    return kept, dropped
+
+
+def too_large_result(
+    result: LLMComparisonResultV1,
+    *,
+    event_bytes: int,
+    limit: int,
+    metadata_budget: int,
+    service: str,
+    refused_by_broker: bool = False,
+) -> LLMComparisonResultV1:
+    """The CONTENT_TOO_LONG error event that replaces `result`, whose envelope has
+    `event_bytes` bytes, more than the publisher may send (`limit`, CJ_WORKER_MAX_EVENT_BYTES)
+    or than the broker accepted (`refused_by_broker`).
+
+    Same correlation and request ids, provider, model, tokens and cost already spent; the
+    request metadata is trimmed to `metadata_budget` bytes of JSON (see `trim_metadata`) and
+    the dropped keys are named in the details. Not retryable: the same request would give
+    the same event.
+    """
+    kept, dropped = trim_metadata(result.request_metadata, metadata_budget)
+    why = (
+        f"the broker refused the result event of {event_bytes} bytes as too large"
+        if refused_by_broker
+        else f"the result event has {event_bytes} bytes; at most {limit} can be published "
+        "(CJ_WORKER_MAX_EVENT_BYTES)"
+    )
+    original = "success" if result.error_detail is None else result.error_detail.error_code.value
+    return LLMComparisonResultV1.model_validate(
+        {
+            **result.model_dump(exclude={"request_metadata", "error_detail"}),
+            "winner": None,
+            "justification": None,
+            "confidence": None,
+            "error_detail": ErrorDetail(
+                error_code=LLMErrorCode.CONTENT_TOO_LONG,
+                message=f"{why}; request_metadata was trimmed to fit" if dropped else why,
+                correlation_id=result.correlation_id,
+                service=service,
+                operation="publish_result",
+                retryable=False,
+                details={
+                    "request_id": result.request_id,
+                    "provider": result.provider.value,
+                    "event_bytes": event_bytes,
+                    "limit": limit,
+                    "refused_by_broker": refused_by_broker,
+                    "original_status": original,
+                    "dropped_metadata_keys": dropped,
+                },
+            ),
+            "request_metadata": kept,
+        }
+    )
+
+
+def poison_result(
+    *,
+    correlation_id: UUID,
+    request_id: str,
+    metadata: dict[str, Any],
+    requested_at: datetime,
+    deliveries: int,
+    limit: int,
+    service: str,
+    provider: LLMProviderType,
+    model: str,
+) -> LLMComparisonResultV1:
+    """The INTERNAL_ERROR event (not retryable) for an entry given up after `deliveries`
+    deliveries, more than `limit` (CJ_WORKER_MAX_DELIVERIES): every worker that took it died or
+    failed on it."""
+    return LLMComparisonResultV1(
+        request_id=request_id,
+        correlation_id=correlation_id,
+        error_detail=ErrorDetail(
+            error_code=LLMErrorCode.INTERNAL_ERROR,
+            message=f"the request was delivered to workers {deliveries} times (limit {limit}) "
+            "without finishing; it was moved to the dead-letter stream",
+            correlation_id=correlation_id,
+            service=service,
+            operation="process_comparison",
+            retryable=False,
+            details={
+                "request_id": request_id,
+                "provider": provider.value,
+                "deliveries": deliveries,
+                "max_deliveries": limit,
+                "dead_lettered": True,
+            },
+        ),
+        provider=provider,
+        model=model,
+        response_time_ms=0,
+        token_usage=TokenUsage(prompt_tokens=0, completion_tokens=0, total_tokens=0),
+        cost_estimate=0.0,
+        requested_at=requested_at,
+        completed_at=datetime.now(UTC),
+        request_metadata=metadata,
+    )

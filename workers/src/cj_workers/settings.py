@@ -194,11 +194,26 @@ class ProviderApiSettings(_Common):
         description="When set, POST routes require `Authorization: Bearer <token>` "
         "(set it from a Secret). Unset: no authentication.",
     )
-    callback_topic_pattern: str = Field(
-        default=r"^huleedu\.[A-Za-z0-9._-]+$",
+    callback_topics: list[str] = Field(
+        default_factory=lambda: [ProcessingEvent.LLM_COMPARISON_RESULT.topic_name()],
+        validation_alias=_env("CJ_API_CALLBACK_TOPICS"),
+        description="Callback topics a request may name (JSON list), besides those matching "
+        "CJ_API_CALLBACK_TOPIC_PATTERN; any other gives 400 INVALID_CALLBACK_TOPIC. Default: "
+        "only the comparison-result topic.",
+    )
+    callback_topic_pattern: str | None = Field(
+        default=None,
         validation_alias=_env("CJ_API_CALLBACK_TOPIC_PATTERN"),
-        description="Regular expression a request's callback_topic must match in full, "
-        "else 400 INVALID_CALLBACK_TOPIC.",
+        description="Optional regular expression: a callback_topic matching it in full is "
+        "allowed too (unset: only CJ_API_CALLBACK_TOPICS).",
+    )
+    refused_callback_topics: list[str] = Field(
+        default_factory=list,
+        validation_alias=_env("CJ_API_REFUSED_CALLBACK_TOPICS"),
+        description="Topics never accepted as callback_topic (JSON list), in addition to the "
+        "always refused ones: the CJ assessment completion topic and every dead-letter topic "
+        "(a name with a `dlq`, `dlt` or `dead-letter` part). Name the operator's own "
+        "completion and dead-letter topics here when they are not the defaults.",
     )
     verify_callback_topic_exists: bool = Field(
         default=True,
@@ -225,6 +240,21 @@ class ProviderApiSettings(_Common):
         validation_alias=_env("CJ_API_MAX_PROMPT_CHARS"),
         description="Longest user_prompt (assignment + rubric, characters) accepted; longer "
         "gives 413 CONTENT_TOO_LONG.",
+    )
+    max_metadata_bytes: int = Field(
+        default=64 * 1024,
+        ge=2,
+        validation_alias=_env("CJ_API_MAX_METADATA_BYTES"),
+        description="Largest request `metadata` accepted, in bytes of compact UTF-8 JSON; "
+        "larger gives 413 CONTENT_TOO_LONG (metadata is echoed in every result event).",
+    )
+    max_body_bytes: int = Field(
+        default=16 * 1024 * 1024,
+        ge=1024,
+        validation_alias=_env("CJ_API_MAX_BODY_BYTES"),
+        description="Largest POST body accepted, in bytes, checked before parsing (one "
+        "request or a whole bulk request); larger gives 413 CONTENT_TOO_LONG. The default "
+        "admits the operator's bulk requests of 500 comparisons of long essays.",
     )
     queue_high_water: int = Field(
         default=20_000,
@@ -267,7 +297,7 @@ class ProviderApiSettings(_Common):
                 f"CJ_API_QUEUE_HIGH_WATER ({self.queue_high_water})"
             )
         try:
-            re.compile(self.callback_topic_pattern)
+            re.compile(self.callback_topic_pattern or "")
         except re.error as exc:
             raise ValueError(f"CJ_API_CALLBACK_TOPIC_PATTERN is not a valid regex: {exc}") from exc
         return self
@@ -514,6 +544,23 @@ class WorkerSettings(_Common):
         gt=0,
         validation_alias=_env("CJ_WORKER_PUBLISH_BACKOFF_MAX_SECONDS"),
         description="Longest wait between two publish attempts while Kafka is unreachable.",
+    )
+    max_event_bytes: int = Field(
+        default=1024 * 1024 - 16 * 1024,
+        ge=16 * 1024,
+        validation_alias=_env("CJ_WORKER_MAX_EVENT_BYTES"),
+        description="Largest result event (serialised envelope, bytes) a worker publishes; "
+        "mirror the producer's and broker's limit (Kafka `max.request.size`, default 1 MiB) "
+        "minus headroom for the record's overhead. A larger result, or one the broker "
+        "refuses as too large, is replaced by a CONTENT_TOO_LONG error event.",
+    )
+    max_deliveries: int = Field(
+        default=5,
+        ge=1,
+        validation_alias=_env("CJ_WORKER_MAX_DELIVERIES"),
+        description="A stream entry delivered more often than this (its workers died or "
+        "failed on it) goes to the dead-letter stream with an INTERNAL_ERROR error event "
+        "for its correlation id, instead of being tried again.",
     )
     missing_topic_attempts: int = Field(
         default=5,

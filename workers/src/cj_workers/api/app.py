@@ -24,6 +24,7 @@ from fastapi.responses import JSONResponse
 
 from cj_plumbing.logs import configure_logging
 from cj_workers.api.auth import UnauthorisedError, unauthorised
+from cj_workers.api.body_limit import BodySizeLimit
 from cj_workers.api.routes import router
 from cj_workers.api.state import ApiState, error_response
 from cj_workers.api.validation import from_validation_errors
@@ -31,7 +32,7 @@ from cj_workers.bootstrap_topics import bootstrap_at_start
 from cj_workers.queue import connect_redis
 from cj_workers.redis_check import EvictingRedisError, require_noeviction
 from cj_workers.settings import ProviderApiSettings
-from common_core import LLMComparisonBulkRequest
+from common_core import LLMComparisonBulkRequest, LLMErrorCode
 
 
 def create_app(settings: ProviderApiSettings) -> FastAPI:
@@ -58,6 +59,17 @@ def create_app(settings: ProviderApiSettings) -> FastAPI:
         lifespan=lifespan,
     )
     app.add_exception_handler(UnauthorisedError, unauthorised)
+
+    def _count_too_large() -> None:
+        api: ApiState | None = getattr(app.state, "api", None)
+        if api is not None:
+            api.metrics.submissions.labels(LLMErrorCode.CONTENT_TOO_LONG.value).inc()
+
+    app.add_middleware(
+        BodySizeLimit,
+        limit=settings.max_body_bytes,
+        on_refusal=_count_too_large,
+    )
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -51,9 +51,10 @@ async def _admit(api: ApiState, req: LLMComparisonRequest, operation: str) -> Er
     settings = api.settings
     problem = check_request(
         req,
-        topic_pattern=api.topic_pattern,
+        topic_policy=api.topic_policy,
         max_essay_chars=settings.max_essay_chars,
         max_prompt_chars=settings.max_prompt_chars,
+        max_metadata_bytes=settings.max_metadata_bytes,
         manifest=api.manifest,
         default_provider=None,
         operation=operation,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 
 import redis.asyncio as aioredis
@@ -14,6 +13,7 @@ from prometheus_client import CollectorRegistry
 
 from cj_plumbing.kafka_admin import list_topics
 from cj_workers.api.validation import HTTP_STATUS
+from cj_workers.callback_topics import CallbackTopicPolicy
 from cj_workers.keys import RedisKeys
 from cj_workers.manifest import ModelManifest
 from cj_workers.metrics import ApiMetrics
@@ -75,7 +75,11 @@ class ApiState:
         )
         self.manifest = ModelManifest.load(settings.model_manifest_path)
         self.topics = TopicChecker(settings.kafka_bootstrap_servers, settings.topic_cache_seconds)
-        self.topic_pattern = re.compile(settings.callback_topic_pattern)
+        self.topic_policy = CallbackTopicPolicy.build(
+            settings.callback_topics,
+            settings.callback_topic_pattern,
+            settings.refused_callback_topics,
+        )
         self.registry = CollectorRegistry()
         self.metrics = ApiMetrics(self.registry)
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import re
+import json
 from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
 from pydantic import ValidationError
 
+from cj_workers.callback_topics import CallbackTopicPolicy
 from cj_workers.manifest import ModelManifest
 from common_core import ErrorDetail, LLMComparisonRequest, LLMErrorCode, LLMProviderType
 
@@ -99,24 +100,33 @@ def parse_request(item: Any, operation: str) -> LLMComparisonRequest | ErrorDeta
         return from_validation_errors(exc.errors(), item, operation, skip=0)
 
 
+def metadata_bytes(metadata: dict[str, Any]) -> int:
+    """Size of `metadata` as compact UTF-8 JSON (how it travels in queue entries and events)."""
+    return len(
+        json.dumps(metadata, separators=(",", ":"), ensure_ascii=False, default=str).encode()
+    )
+
+
 def check_request(
     request: LLMComparisonRequest,
     *,
-    topic_pattern: re.Pattern[str],
+    topic_policy: CallbackTopicPolicy,
     max_essay_chars: int,
     max_prompt_chars: int,
+    max_metadata_bytes: int,
     manifest: ModelManifest,
     default_provider: LLMProviderType | None,
     operation: str,
 ) -> ErrorDetail | None:
-    """The configured checks a schema cannot express: callback topic allow-pattern, sizes,
-    and the model manifest (models of priced providers must be listed)."""
+    """The configured checks a schema cannot express: the callback topic policy, sizes
+    (essays and prompt in characters, metadata in bytes of JSON), and the model manifest
+    (models of priced providers must be listed)."""
     cid = request.correlation_id
-    if not topic_pattern.fullmatch(request.callback_topic):
+    refusal = topic_policy.problem(request.callback_topic)
+    if refusal is not None:
         return error(
             LLMErrorCode.INVALID_CALLBACK_TOPIC,
-            f"callback_topic {request.callback_topic!r} is not allowed (must match "
-            f"{topic_pattern.pattern})",
+            refusal,
             operation,
             cid,
             callback_topic=request.callback_topic,
@@ -136,6 +146,18 @@ def check_request(
                 length=len(text),
                 limit=limit,
             )
+    size = metadata_bytes(request.metadata)
+    if size > max_metadata_bytes:
+        return error(
+            LLMErrorCode.CONTENT_TOO_LONG,
+            f"metadata has {size} bytes of JSON; at most {max_metadata_bytes} are accepted "
+            "(CJ_API_MAX_METADATA_BYTES)",
+            operation,
+            cid,
+            field="metadata",
+            length=size,
+            limit=max_metadata_bytes,
+        )
     overrides = request.llm_config_overrides
     if overrides and overrides.model_override:
         provider = overrides.provider_override or default_provider

@@ -7,6 +7,12 @@ answers, the topic is gone) stops nothing else: after `missing_topic_attempts` t
 its serialised result move to the dead-letter stream. Entries of a dead worker are reclaimed
 after the visibility timeout; live workers heartbeat theirs. SIGTERM: stop reading, give in-flight
 work `shutdown_deadline_seconds`, then cancel it, leaving those entries pending.
+
+No single message stops a worker (issue 11): a result too large for Kafka (over
+`max_event_bytes`, or refused with MessageSizeTooLargeError) is replaced by a CONTENT_TOO_LONG
+error event for the same correlation id; an entry delivered more than `max_deliveries` times
+is given up on: an INTERNAL_ERROR event when its payload names a correlation id and callback
+topic, then the dead-letter stream. Every dead letter is counted by reason.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import signal
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 import structlog
@@ -38,10 +45,11 @@ from cj_workers.providers.registry import build_judges
 from cj_workers.queue import RequestQueue, StreamEntry, connect_redis
 from cj_workers.ratelimit import RedisRateLimiter
 from cj_workers.redis_check import EvictingRedisError, require_noeviction
-from cj_workers.results import envelope
+from cj_workers.results import envelope, poison_result, too_large_result
 from cj_workers.settings import WorkerSettings
+from cj_workers.worker.poison import poison_target
 from cj_workers.worker.processor import RequestProcessor
-from common_core import LLMProviderType, QueuedRequest
+from common_core import LLMComparisonResultV1, LLMProviderType, QueuedRequest
 from common_core.metadata_keys import BATCH_ID
 
 log = structlog.get_logger(__name__)
@@ -52,6 +60,19 @@ CANCEL_REFRESH_SECONDS = 1.0
 
 class CallbackTopicMissingError(Exception):
     """A result's callback topic does not exist after repeated attempts."""
+
+
+class EventTooLargeError(Exception):
+    """The producer or the broker refused an event for its size."""
+
+
+@dataclass(frozen=True)
+class _Delivery:
+    """The last envelope tried, and (label, reason) for the dead-letter stream when it was not
+    published."""
+
+    value: bytes
+    failure: tuple[str, str] | None
 
 
 class WorkerService:
@@ -168,11 +189,14 @@ class WorkerService:
         self.metrics.in_flight.set(len(self.in_flight))
 
     async def _handle(self, entry: StreamEntry) -> None:
+        if entry.deliveries > self.s.max_deliveries:
+            await self._give_up(entry)
+            return
         try:
             queued = QueuedRequest.model_validate_json(entry.payload or b"")
         except ValidationError as exc:
             log.error("unreadable queue entry moved to dead letter", entry_id=entry.entry_id)
-            await self.queue.dead_letter(entry, str(exc))
+            await self._dead_letter(entry, "unreadable", str(exc))
             return
         batch_id = queued.request_data.metadata.get(BATCH_ID)
         with structlog.contextvars.bound_contextvars(
@@ -183,19 +207,12 @@ class WorkerService:
             self.metrics.queue_wait.labels(queued.priority.value).observe(max(0.0, wait))
             outcome = await self.processor.process(queued)
             if outcome.result is not None:
-                value = envelope(outcome.result, self.s.service_name)
-                try:
-                    await self._publish_until_acked(
-                        queued.callback_topic, str(queued.correlation_id).encode(), value
-                    )
-                except CallbackTopicMissingError as exc:
-                    log.error("callback topic missing; result moved to dead letter", error=str(exc))
-                    await self.queue.dead_letter(entry, str(exc), result=value)
+                delivery = await self._deliver(queued.callback_topic, outcome.result)
+                if delivery.failure is not None:
+                    log.error("result moved to dead letter", error=delivery.failure[1])
+                    await self._dead_letter(entry, *delivery.failure, result=delivery.value)
                     return
                 self.metrics.publish_duration.observe(time.monotonic() - outcome.answered_at)
-                self.metrics.published.labels(
-                    "success" if outcome.result.is_success else "error"
-                ).inc()
             await self._ack(entry)
             log.debug(
                 "request done",
@@ -203,6 +220,88 @@ class WorkerService:
                 if outcome.result is None
                 else ("success" if outcome.result.is_success else "error"),
             )
+
+    async def _deliver(self, topic: str, result: LLMComparisonResultV1) -> _Delivery:
+        """Publish `result` (or, when it is too large for Kafka, its CONTENT_TOO_LONG
+        replacement) until Kafka acknowledges it. Returns what was published, or the
+        dead-letter reason when it cannot be: the topic is gone, or even the replacement is
+        refused as too large."""
+        key = str(result.correlation_id).encode()
+        value = envelope(result, self.s.service_name)
+        limit = self.s.max_event_bytes
+        if len(value) > limit:
+            log.warning("result event too large; publishing CONTENT_TOO_LONG", bytes=len(value))
+            result = self._too_large(result, len(value), limit - 1024, refused_by_broker=False)
+            value = envelope(result, self.s.service_name)
+        refused_once = False
+        while True:
+            try:
+                await self._publish_until_acked(topic, key, value)
+            except CallbackTopicMissingError as exc:
+                return _Delivery(value, ("missing_topic", str(exc)))
+            except EventTooLargeError as exc:
+                if refused_once:
+                    return _Delivery(value, ("too_large", str(exc)))
+                log.warning("broker refused the event as too large", error=str(exc))
+                result = self._too_large(result, len(value), 4096, refused_by_broker=True)
+                value = envelope(result, self.s.service_name)
+                refused_once = True
+            else:
+                self.metrics.published.labels("success" if result.is_success else "error").inc()
+                return _Delivery(value, None)
+
+    def _too_large(
+        self,
+        result: LLMComparisonResultV1,
+        event_bytes: int,
+        budget: int,
+        *,
+        refused_by_broker: bool,
+    ) -> LLMComparisonResultV1:
+        bare = result.model_copy(update={"request_metadata": {}})
+        base = len(envelope(bare, self.s.service_name)) + 1024  # the error detail's room
+        return too_large_result(
+            result,
+            event_bytes=event_bytes,
+            limit=self.s.max_event_bytes,
+            metadata_budget=max(0, min(budget - base, self.s.max_event_bytes - base)),
+            service=self.s.service_name,
+            refused_by_broker=refused_by_broker,
+        )
+
+    async def _give_up(self, entry: StreamEntry) -> None:
+        """An entry delivered more than max_deliveries times: publish an INTERNAL_ERROR event
+        for its correlation id when the payload names one (and a callback topic), then move
+        it to the dead-letter stream (which acknowledges it)."""
+        reason = (
+            f"delivered {entry.deliveries} times, more than CJ_WORKER_MAX_DELIVERIES "
+            f"({self.s.max_deliveries})"
+        )
+        known = poison_target(entry.payload, self.s.default_provider, self.s.default_models)
+        value = b""
+        if known is None:
+            log.error("poison entry moved to dead letter; no correlation id", reason=reason)
+        else:
+            topic, fields = known
+            result = poison_result(
+                **fields,
+                deliveries=entry.deliveries,
+                limit=self.s.max_deliveries,
+                service=self.s.service_name,
+            )
+            with structlog.contextvars.bound_contextvars(correlation_id=str(result.correlation_id)):
+                log.error("poison entry moved to dead letter with an error event", reason=reason)
+                delivery = await self._deliver(topic, result)
+            value = delivery.value
+            if delivery.failure is not None:
+                reason = f"{reason}; its error event was not published: {delivery.failure[1]}"
+        await self._dead_letter(entry, "max_deliveries", reason, result=value)
+
+    async def _dead_letter(
+        self, entry: StreamEntry, label: str, reason: str, result: bytes = b""
+    ) -> None:
+        await self.queue.dead_letter(entry, reason, result=result)
+        self.metrics.dead_letters.labels(label).inc()
 
     async def _publish_until_acked(self, topic: str, key: bytes, value: bytes) -> None:
         attempt = 0
@@ -212,6 +311,8 @@ class WorkerService:
             except PublishError as exc:
                 attempt += 1
                 self.metrics.publish_failures.inc()
+                if exc.too_large:
+                    raise EventTooLargeError(str(exc)) from exc
                 if exc.topic_missing:
                     # The broker answers; only this topic is gone: keep reading other work.
                     if attempt >= self.s.missing_topic_attempts:
