@@ -448,6 +448,14 @@ def build_schema() -> Schema:
                                             "severity": SEVERITY,
                                         }
                                     ),
+                                    "callbackDeadLetters": obj(
+                                        {
+                                            "entries": integer(minimum=0),
+                                            "window": DURATION,
+                                            "for": DURATION,
+                                            "severity": SEVERITY,
+                                        }
+                                    ),
                                     "deadLetters": obj(
                                         {
                                             "entries": integer(minimum=0),

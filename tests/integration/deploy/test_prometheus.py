@@ -30,6 +30,7 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 import yaml
+from aiokafka import AIOKafkaProducer
 
 from cj_workers.keys import RedisKeys
 from common_core import QueuePriority
@@ -170,6 +171,8 @@ def chart_values(
         f"{rules}.queueDepth.for": "0s",
         f"{rules}.deadLetters.entries": 0,
         f"{rules}.deadLetters.for": "0s",
+        f"{rules}.callbackDeadLetters.entries": 0,
+        f"{rules}.callbackDeadLetters.for": "0s",
     }
 
 
@@ -212,6 +215,20 @@ def dead_letter_unreadable_entry(cluster: ClusterEnv, redis_prefix: str) -> None
             await client.aclose()
 
     asyncio.run(add())
+
+
+def dead_letter_malformed_callback(cluster: ClusterEnv, topic: str) -> None:
+    """Produce a value that is not a callback event to the operator's callback topic."""
+
+    async def produce() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=cluster.kafka_bootstrap_servers)
+        await producer.start()
+        try:
+            await producer.send_and_wait(topic, value=b"not an event", key=b"prom")
+        finally:
+            await producer.stop()
+
+    asyncio.run(produce())
 
 
 @pytest.fixture
@@ -390,6 +407,9 @@ def test_prometheus_scrapes_a_run_and_every_query_and_alert_has_data(
         # One unreadable entry in the request stream: a worker moves it to the dead-letter
         # stream (CJWorkerDeadLetters).
         dead_letter_unreadable_entry(cluster, redis_prefix)
+        # One malformed callback event: the operator moves it to its dead-letter topic
+        # (CJCallbackDeadLetters).
+        dead_letter_malformed_callback(cluster, topics["callback"])
 
         batch = demo_batch(namespace)
         kubectl(cluster, "apply", "-f", "-", stdin=yaml.safe_dump(batch))
