@@ -78,6 +78,17 @@ async def _committed(cluster: ClusterEnv, topic: str, group: str) -> int | None:
         await probe.stop()
 
 
+async def _until_committed(
+    cluster: ClusterEnv, topic: str, group: str, offset: int, what: str
+) -> None:
+    """Wait until the group's committed offset of partition 0 is `offset`."""
+
+    async def committed() -> bool:
+        return await _committed(cluster, topic, group) == offset
+
+    await wait_for(committed, 30, what)
+
+
 def _metric(metrics: OperatorMetrics, name: str, **labels: str) -> float:
     value = metrics.registry.get_sample_value(name, labels or None)
     return 0.0 if value is None else value
@@ -114,11 +125,7 @@ async def test_consumer_records_counts_and_dead_letters(
         metrics,
         touched,
     ):
-
-        async def offsets_committed() -> bool:
-            return await _committed(cluster, topic, group) == len(values)
-
-        await wait_for(offsets_committed, 30, "committed offsets")
+        await _until_committed(cluster, topic, group, len(values), "committed offsets")
         batch = await batch_row(db, stored.uid)
         assert (batch.submitted, batch.completed, batch.failed) == (3, 2, 1)
         assert _metric(metrics, "cj_operator_callbacks_total", outcome="success") == 2
@@ -184,10 +191,9 @@ async def test_offsets_are_committed_only_after_the_database_commit(
         await wait_for(lag_is(2), 30, "consumer lag 2 while recording fails")
         broken = False
 
-        async def committed() -> bool:
-            return await _committed(cluster, topic, group) == 2
-
-        await wait_for(committed, 30, "offsets committed once the database is back")
+        await _until_committed(
+            cluster, topic, group, 2, "offsets committed once the database is back"
+        )
         await wait_for(lag_is(0), 30, "consumer lag 0 once recorded")
     batch = await batch_row(db, stored.uid)
     assert (batch.completed, batch.failed) == (2, 0)
@@ -253,11 +259,9 @@ async def test_out_of_range_or_unstorable_results_do_not_jam_the_consumer(
         metrics,
         _t,
     ):
-
-        async def committed() -> bool:
-            return await _committed(cluster, topic, group) == len(values)
-
-        await wait_for(committed, 30, "offsets committed past the hostile events")
+        await _until_committed(
+            cluster, topic, group, len(values), "offsets committed past the hostile events"
+        )
         assert _metric(metrics, "cj_operator_callbacks_total", outcome="malformed") == 3
         assert _metric(metrics, "cj_operator_callbacks_total", outcome="success") == 1
     batch = await batch_row(db, stored.uid)
@@ -298,11 +302,9 @@ async def test_a_record_the_database_refuses_is_dead_lettered_and_the_rest_recor
     values = [envelope(success(poisoned)), *(envelope(failure(cid)) for cid in healthy)]
     await _produce(cluster, topic, values)
     async with running_consumer(cluster, topic, dlq, group, ContractGap()) as (_, metrics, _t):
-
-        async def committed() -> bool:
-            return await _committed(cluster, topic, group) == len(values)
-
-        await wait_for(committed, 30, "offsets committed past the refused record")
+        await _until_committed(
+            cluster, topic, group, len(values), "offsets committed past the refused record"
+        )
         assert _metric(metrics, "cj_operator_callbacks_total", outcome="unrecordable") == 1
         assert _metric(metrics, "cj_operator_callbacks_total", outcome="failure") == 2
         assert _metric(metrics, "cj_operator_dead_letters_total") == 1
@@ -330,11 +332,9 @@ async def test_a_verdict_naming_another_pair_is_dead_lettered_as_forged(
         metrics,
         _t,
     ):
-
-        async def committed() -> bool:
-            return await _committed(cluster, topic, group) == 2
-
-        await wait_for(committed, 30, "offsets committed past the forged verdict")
+        await _until_committed(
+            cluster, topic, group, 2, "offsets committed past the forged verdict"
+        )
         assert _metric(metrics, "cj_operator_callbacks_total", outcome="forged") == 1
         assert _metric(metrics, "cj_operator_callbacks_total", outcome="success") == 1
     batch = await batch_row(db, stored.uid)
