@@ -207,6 +207,29 @@ def test_install_creates_and_uninstall_removes(
     } <= kinds
     for obj in objects:
         assert exists(cluster, obj, namespace), f"{obj['kind']}/{obj['metadata']['name']} missing"
+    # The operator may do with ConfigMaps exactly what its code does: read essays, create
+    # and update the results; nothing else.
+    (account,) = [
+        o["metadata"]["name"]
+        for o in objects
+        if o["kind"] == "ServiceAccount" and o["metadata"]["name"].endswith("-operator")
+    ]
+    who = f"system:serviceaccount:{namespace}:{account}"
+    allowed = {
+        verb: kubectl(
+            cluster, "auth", "can-i", verb, "configmaps", "-n", namespace, "--as", who, check=False
+        ).strip()
+        for verb in ("get", "create", "update", "list", "watch", "patch", "delete")
+    }
+    assert allowed == {
+        "get": "yes",
+        "create": "yes",
+        "update": "yes",
+        "list": "no",
+        "watch": "no",
+        "patch": "no",
+        "delete": "no",
+    }
     crd = json.loads(kubectl(cluster, "get", "crd", "cjbatches.cj.huleedu.io", "-o", "json"))
     assert crd["metadata"]["annotations"]["meta.helm.sh/release-name"] == release
 
