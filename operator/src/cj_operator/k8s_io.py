@@ -37,6 +37,10 @@ class BatchRef:
     uid: str
 
 
+class ResultsConfigMapNotOwnedError(Exception):
+    """The results ConfigMap's name is taken by a ConfigMap this CJBatch does not own."""
+
+
 class KubeApi(Protocol):
     """The Kubernetes calls the operator makes outside kopf's handlers."""
 
@@ -53,7 +57,11 @@ class KubeApi(Protocol):
         ...
 
     async def write_results(self, ref: BatchRef, name: str, data: dict[str, str]) -> None:
-        """Create or replace the results ConfigMap `name`, owned by the CJBatch."""
+        """Create or replace the results ConfigMap `name`, owned by the CJBatch.
+
+        Raises ResultsConfigMapNotOwnedError when a ConfigMap of that name exists and is not
+        owned by this CJBatch (it is never overwritten).
+        """
         ...
 
     async def post_event(self, ref: BatchRef, kind: str, reason: str, message: str) -> None:
@@ -168,6 +176,15 @@ class KubernetesApi:
             except ApiException as exc:
                 if exc.status != 409:
                     raise
+                existing = self._core.read_namespaced_config_map(name, ref.namespace)
+                owners = (existing.metadata and existing.metadata.owner_references) or []
+                if not any(owner.uid == ref.uid for owner in owners):
+                    raise ResultsConfigMapNotOwnedError(
+                        f"configmap/{name} already exists and is not owned by this CJBatch; "
+                        "it was left as it is and the results were not written there (they "
+                        "are in PostgreSQL; rename or delete that ConfigMap, or read the "
+                        "results with cjctl results --format json)"
+                    ) from None
                 self._core.replace_namespaced_config_map(name, ref.namespace, body)
 
         await asyncio.to_thread(call)

@@ -308,6 +308,34 @@ async def test_essays_from_config_maps_wait_for_them(operator: Stack, batches: B
     assert done["status"]["essays"] == 6
 
 
+async def test_a_results_config_map_the_batch_does_not_own_is_never_overwritten(
+    operator: Stack, batches: Batches
+) -> None:
+    batches.core.create_namespaced_config_map(
+        batches.namespace,
+        k8s_client.V1ConfigMap(
+            metadata=k8s_client.V1ObjectMeta(name="taken-results"), data={"notes": "mine"}
+        ),
+    )
+    batches.create("taken", spec())
+    done = batches.wait(
+        "taken",
+        lambda o: condition(o, "ResultsWritten").get("status") == "False",
+        "ResultsWritten=False",
+        operator,
+        within=120,
+    )
+    assert done["status"]["phase"] == "Completed"
+    written = condition(done, "ResultsWritten")
+    assert written["reason"] == "ResultsConfigMapNotOwned"
+    assert "configmap/taken-results already exists" in written["message"]
+    assert done["status"].get("resultsConfigMap") is None
+    cm = batches.core.read_namespaced_config_map("taken-results", batches.namespace)
+    assert cm.data == {"notes": "mine"}
+    assert not (cm.metadata and cm.metadata.owner_references)
+    assert "ResultsConfigMapNotOwned" in batches.events("taken")
+
+
 async def test_invalid_essays_fail_the_batch(operator: Stack, batches: Batches) -> None:
     batches.core.create_namespaced_config_map(
         batches.namespace,

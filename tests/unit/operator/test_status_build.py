@@ -65,6 +65,7 @@ def test_running_batch() -> None:
         "Suspended": ("False", "NotSuspended"),
         "EssaysLoaded": ("True", "EssaysStored"),
         "OrderEffect": ("Unknown", "NotFitted"),
+        "ResultsWritten": ("Unknown", "InProgress"),
     }
     assert all(c.observed_generation == 1 for c in status.conditions)
 
@@ -165,3 +166,16 @@ def test_patch_uses_wire_names_and_nulls() -> None:
     assert status["conditions"][0]["lastTransitionTime"].startswith("2026-01-02T03:04:05")
     # Round-trips through the model, as the CRD schema is generated from it.
     CJBatchStatus.model_validate(status)
+
+
+def test_results_written_condition() -> None:
+    def results(**changes: Any) -> tuple[str, str]:
+        status = build_status(snap(**changes), [], now=NOW)
+        found = next(c for c in status.conditions if c.type == "ResultsWritten")
+        return found.status, found.reason
+
+    done = {"state": BatchStateEnum.COMPLETED}
+    assert results(**done, results_config_map="b-results") == ("True", "ResultsStored")
+    blocked = results(**done, results_blocked="configmap/b-results already exists")
+    assert blocked == ("False", "ResultsConfigMapNotOwned")
+    assert results(**done) == ("Unknown", "InProgress")

@@ -179,11 +179,20 @@ async def forget_batch(db: Database, uid: str, *, delete_rows: bool) -> None:
             batch.deleted_at = utcnow()
 
 
-async def mark_done(db: Database, uid: str, *, results: bool = False, event: bool = False) -> None:
-    """Record that the results ConfigMap was written and/or the completion event published."""
+async def mark_done(
+    db: Database,
+    uid: str,
+    *,
+    results: bool = False,
+    event: bool = False,
+    results_blocked: str | None = None,
+) -> None:
+    """Record that the results ConfigMap was written (or, with `results_blocked`, why it could
+    not be) and/or that the completion event was published."""
     values: dict[str, Any] = {}
     if results:
         values["results_written_at"] = utcnow()
+        values["results_blocked"] = results_blocked
     if event:
         values["completion_published_at"] = utcnow()
     if not values:
@@ -192,6 +201,10 @@ async def mark_done(db: Database, uid: str, *, results: bool = False, event: boo
         batch = await lock_batch(session, uid)
         if batch is None:
             return
+        already_written = batch.results_written_at is not None
         for key, value in values.items():
-            if getattr(batch, key) is None:
+            if key == "results_blocked":
+                if not already_written:
+                    batch.results_blocked = value
+            elif getattr(batch, key) is None:
                 setattr(batch, key, value)

@@ -124,6 +124,7 @@ class Batch(Base):
     deadline_at: Mapped[datetime | None] = mapped_column(_tz(), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(_tz(), nullable=True)
     results_written_at: Mapped[datetime | None] = mapped_column(_tz(), nullable=True)
+    results_blocked: Mapped[str | None] = mapped_column(Text, nullable=True)
     completion_published_at: Mapped[datetime | None] = mapped_column(_tz(), nullable=True)
     deleted_at: Mapped[datetime | None] = mapped_column(_tz(), nullable=True)
 

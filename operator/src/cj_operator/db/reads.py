@@ -282,7 +282,9 @@ async def snapshot(db: Database, uid: str) -> BatchSnapshot | None:
                 .where(Score.batch_uid == uid, Score.outfit > OUTFIT_THRESHOLD)
             )
         ).scalar_one()
-        finished_with_results = batch.results_written_at is not None
+        finished_with_results = (
+            batch.results_written_at is not None and batch.results_blocked is None
+        )
         return BatchSnapshot(
             uid=batch.uid,
             name=batch.name,
@@ -320,6 +322,7 @@ async def snapshot(db: Database, uid: str) -> BatchSnapshot | None:
             version=batch.version,
             order_effect=_order_effect(batch),
             misfitting_essays=int(misfitting),
+            results_blocked=batch.results_blocked,
         )
 
 

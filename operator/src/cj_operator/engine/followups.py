@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Protocol
 
 import structlog
@@ -9,7 +10,8 @@ import structlog
 from cj_operator import results as results_mod
 from cj_operator.db import batches, reads
 from cj_operator.db.session import Database
-from cj_operator.k8s_io import BatchRef, KubeApi
+from cj_operator.k8s_io import BatchRef, KubeApi, ResultsConfigMapNotOwnedError
+from cj_operator.lifecycle.reasons import Reason
 from cj_operator.metrics import OperatorMetrics
 from common_core import CJAssessmentCompletedV1
 
@@ -49,17 +51,27 @@ async def write_followups(
         return True
     rows = await reads.result_rows(db, uid)
     if due.results:
+        blocked = None
         if not due.deleted:
-            await kube.write_results(
-                BatchRef(finished.namespace, finished.name, uid),
-                results_mod.results_config_map_name(finished.name),
-                {
-                    "results.csv": results_mod.results_csv(rows),
-                    "results.json": results_mod.results_json(rows),
-                    "summary.json": results_mod.results_summary(finished, rows),
-                },
-            )
-        await batches.mark_done(db, uid, results=True)
+            ref = BatchRef(finished.namespace, finished.name, uid)
+            try:
+                await kube.write_results(
+                    ref,
+                    results_mod.results_config_map_name(finished.name),
+                    {
+                        "results.csv": results_mod.results_csv(rows),
+                        "results.json": results_mod.results_json(rows),
+                        "summary.json": results_mod.results_summary(finished, rows),
+                    },
+                )
+            except ResultsConfigMapNotOwnedError as exc:
+                blocked = str(exc)
+                log.warning("results ConfigMap not written", batch_uid=uid, reason=blocked)
+                with contextlib.suppress(Exception):  # an Event is informational
+                    await kube.post_event(
+                        ref, "Warning", Reason.RESULTS_CONFIG_MAP_NOT_OWNED, blocked
+                    )
+        await batches.mark_done(db, uid, results=True, results_blocked=blocked)
     if due.event:
         event = results_mod.completion_event(finished, rows)
         await publisher.publish_completion(completion_topic, event)

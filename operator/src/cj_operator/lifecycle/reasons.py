@@ -59,6 +59,12 @@ class Reason(StrEnum):
     """OrderEffect=True: the judge favours one slot (p < 0.01); also a Warning Event."""
     NO_ORDER_EFFECT = "NoOrderEffect"
     """OrderEffect=False."""
+    # --- results ---------------------------------------------------------------------------
+    RESULTS_STORED = "ResultsStored"
+    """ResultsWritten=True: the results ConfigMap holds the final results."""
+    RESULTS_CONFIG_MAP_NOT_OWNED = "ResultsConfigMapNotOwned"
+    """ResultsWritten=False (and a Warning Event): a ConfigMap the batch does not own has the
+    results ConfigMap's name; it is never overwritten."""
     # --- Events ---------------------------------------------------------------------------------
     ROUND_PLANNED = "RoundPlanned"
     """Event: a new round of comparisons is stored and about to be submitted."""

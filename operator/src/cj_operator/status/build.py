@@ -2,7 +2,8 @@
 
 Conditions: `Succeeded` is the summary (Unknown while running, True when COMPLETED, False when
 FAILED or CANCELLED, its reason the batch's final reason), `Progressing`, `Suspended`,
-`EssaysLoaded`, and `OrderEffect` (True when the judge favours one slot significantly).
+`EssaysLoaded`, `OrderEffect` (True when the judge favours one slot significantly) and
+`ResultsWritten`.
 `progress` is comparisons with a winner over the batch's budget (100% once COMPLETED), never
 above 100%.
 """
@@ -71,6 +72,7 @@ class BatchSnapshot:
     version: int = 0
     order_effect: OrderEffect | None = None
     misfitting_essays: int = 0
+    results_blocked: str | None = None
 
 
 def phase_of(snapshot: BatchSnapshot) -> Phase:
@@ -159,7 +161,33 @@ def desired_conditions(snapshot: BatchSnapshot) -> list[DesiredCondition]:
             s.reason or Reason.LOADING,
             s.message or "Reading the essays.",
         )
-    return [succeeded, progressing, suspended, loaded, _order_condition(s.order_effect)]
+    return [
+        succeeded,
+        progressing,
+        suspended,
+        loaded,
+        _order_condition(s.order_effect),
+        _results_condition(s),
+    ]
+
+
+def _results_condition(s: BatchSnapshot) -> DesiredCondition:
+    """`ResultsWritten`: True once the results ConfigMap holds the final results, False when
+    its name is taken by a ConfigMap the batch does not own, Unknown before."""
+    if s.results_blocked is not None:
+        return DesiredCondition(
+            "ResultsWritten", "False", Reason.RESULTS_CONFIG_MAP_NOT_OWNED, s.results_blocked
+        )
+    if s.results_config_map is not None:
+        return DesiredCondition(
+            "ResultsWritten",
+            "True",
+            Reason.RESULTS_STORED,
+            f"configmap/{s.results_config_map} holds the final results.",
+        )
+    return DesiredCondition(
+        "ResultsWritten", "Unknown", Reason.IN_PROGRESS, "The batch has not finished."
+    )
 
 
 def _order_condition(effect: OrderEffect | None) -> DesiredCondition:

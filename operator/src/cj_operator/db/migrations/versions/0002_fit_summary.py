@@ -7,8 +7,9 @@ the comparisons with a winner in that fit (score stability is judged only after 
 error and p value; `judge_fit` infit/outfit per judge (JSON list); `cj_scores.infit` and
 `cj_scores.outfit` per essay. `cj_batches.provider` and `model` go: a batch's judge is the one
 its spec names (results could claim any), and each comparison keeps the judge that answered.
-`cj_comparison_pairs.retry_not_before`: a failed comparison is re-submitted only after it
-(backoff, or the provider's Retry-After).
+`cj_batches.results_blocked`: why the results ConfigMap could not be written (its name was
+taken by a ConfigMap the batch does not own). `cj_comparison_pairs.retry_not_before`: a failed
+comparison is re-submitted only after it (backoff, or the provider's Retry-After).
 
 Revision ID: 0002
 Revises: 0001
@@ -38,6 +39,7 @@ def upgrade() -> None:
         "cj_batches",
         sa.Column("judge_fit", postgresql.JSONB(astext_type=sa.Text()), nullable=True),
     )
+    op.add_column("cj_batches", sa.Column("results_blocked", sa.Text(), nullable=True))
     op.drop_column("cj_batches", "provider")
     op.drop_column("cj_batches", "model")
     op.add_column(
@@ -54,6 +56,7 @@ def downgrade() -> None:
     op.drop_column("cj_scores", "infit")
     for column in ("judge_fit", "order_effect_p", "order_effect_se", "order_effect"):
         op.drop_column("cj_batches", column)
+    op.drop_column("cj_batches", "results_blocked")
     op.drop_column("cj_batches", "fitted_results")
     op.add_column("cj_batches", sa.Column("provider", sa.String(length=32), nullable=True))
     op.add_column("cj_batches", sa.Column("model", sa.String(length=200), nullable=True))
