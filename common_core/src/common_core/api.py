@@ -8,6 +8,7 @@ from uuid import UUID, uuid4
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from common_core.bounds import MODEL_NAME_MAX_CHARS, PlainText
 from common_core.enums import LLMProviderType, QueuePriority
 
 KAFKA_TOPIC_PATTERN = r"^[A-Za-z0-9._-]{1,249}$"
@@ -20,7 +21,10 @@ class LLMConfigOverrides(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     provider_override: LLMProviderType | None = None
-    model_override: str | None = Field(default=None, min_length=1, max_length=200)
+    # The model is echoed in every result, whose `model` is bounded the same way.
+    model_override: PlainText | None = Field(
+        default=None, min_length=1, max_length=MODEL_NAME_MAX_CHARS
+    )
     temperature_override: float | None = Field(default=None, ge=0.0, le=2.0)
     max_tokens_override: int | None = Field(default=None, ge=1, le=100_000)
     system_prompt_override: str | None = Field(default=None, max_length=20_000)

@@ -24,6 +24,7 @@ from common_core import (
     EssayComparisonWinner,
     LLMComparisonRequest,
     LLMComparisonResultV1,
+    LLMConfigOverrides,
     LLMErrorCode,
     LLMProviderType,
     ProcessingEvent,
@@ -232,3 +233,33 @@ def test_a_poison_entry_names_its_correlation_id_when_readable_enough() -> None:
         json.dumps({"correlation_id": str(cid), "callback_topic": "t.x.dlq"}).encode(),
     ):
         assert poison_target(bad, LLMProviderType.OFFLINE, models) is None, bad
+
+
+@pytest.mark.parametrize("model", ["m" * 201, "bad\x00model", "", 7])
+def test_a_poison_entry_with_an_unstorable_model_or_id_still_gets_an_error_event(
+    model: object,
+) -> None:
+    cid = uuid.uuid4()
+    payload = json.dumps(
+        {
+            "correlation_id": str(cid),
+            "callback_topic": "t.callbacks",
+            "queue_id": "q" * 129,
+            "request_data": {
+                "llm_config_overrides": {"provider_override": "mock", "model_override": model}
+            },
+        }
+    ).encode()
+    models = WorkerSettings().default_models
+    target = poison_target(payload, LLMProviderType.OFFLINE, models)
+    assert target is not None
+    _, fields = target
+    # The result contract bounds model and request_id; the defaults stand in for them.
+    result = poison_result(**fields, deliveries=6, limit=5, service="svc")
+    assert result.model == models.get(LLMProviderType.MOCK, "mock")
+    assert result.request_id == str(cid)
+
+
+def test_a_model_override_with_control_characters_is_refused_at_the_api_edge() -> None:
+    with pytest.raises(ValueError, match="control character"):
+        LLMConfigOverrides(model_override="gpt\x00")

@@ -18,6 +18,7 @@ from uuid import UUID
 
 from cj_workers.callback_topics import ALWAYS_REFUSED, is_dead_letter_topic
 from common_core import KAFKA_TOPIC_PATTERN, LLMProviderType
+from common_core.bounds import MODEL_NAME_MAX_CHARS, reject_control_characters
 
 
 def poison_target(
@@ -52,16 +53,30 @@ def poison_target(
     except ValueError:
         provider = default_provider
     model = overrides.get("model_override")
-    if not isinstance(model, str) or not model:
+    if not _storable(model, MODEL_NAME_MAX_CHARS):
         model = default_models.get(provider, provider.value)
+    request_id = str(raw.get("queue_id") or "")
+    if not _storable(request_id, 128):
+        request_id = str(correlation_id)
     return topic, {
         "correlation_id": correlation_id,
-        "request_id": str(raw.get("queue_id") or correlation_id),
+        "request_id": request_id,
         "metadata": metadata if isinstance(metadata, dict) else {},
         "requested_at": _when(raw.get("queued_at")),
         "provider": provider,
         "model": model,
     }
+
+
+def _storable(text: object, max_chars: int) -> bool:
+    """A non-empty string the result contract accepts (length, no control characters)."""
+    if not isinstance(text, str) or not 0 < len(text) <= max_chars:
+        return False
+    try:
+        reject_control_characters(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _when(value: Any) -> datetime:

@@ -279,16 +279,21 @@ class WorkerService:
         )
         known = poison_target(entry.payload, self.s.default_provider, self.s.default_models)
         value = b""
-        if known is None:
-            log.error("poison entry moved to dead letter; no correlation id", reason=reason)
-        else:
+        result = None
+        if known is not None:
             topic, fields = known
-            result = poison_result(
-                **fields,
-                deliveries=entry.deliveries,
-                limit=self.s.max_deliveries,
-                service=self.s.service_name,
-            )
+            try:
+                result = poison_result(
+                    **fields,
+                    deliveries=entry.deliveries,
+                    limit=self.s.max_deliveries,
+                    service=self.s.service_name,
+                )
+            except ValidationError as exc:  # the entry is given up on all the same
+                reason = f"{reason}; no error event could be built: {exc.error_count()} errors"
+        if result is None:
+            log.error("poison entry moved to dead letter; no error event", reason=reason)
+        else:
             with structlog.contextvars.bound_contextvars(correlation_id=str(result.correlation_id)):
                 log.error("poison entry moved to dead letter with an error event", reason=reason)
                 delivery = await self._deliver(topic, result)
