@@ -313,7 +313,11 @@ class CallbackConsumer:
     ) -> None:
         """Dead-letter the records whose results the store found forged (not recorded)."""
         for forged, reason in plan.forged:
-            record = next(rec for rec, result in parsed if result is forged)
+            # The store hands back the results it was given; a store that copies them is
+            # matched by correlation id instead.
+            record = next((rec for rec, result in parsed if result is forged), None) or next(
+                rec for rec, result in parsed if result.correlation_id == forged.correlation_id
+            )
             await self._dead_letter(record, reason, "forged callback dead-lettered")
 
     async def _dead_letter(self, record: ConsumerRecord[Any, Any], reason: str, what: str) -> None:
