@@ -66,7 +66,7 @@ VALID: list[Case] = [
             },
             comparisons={"targetPerEssay": 12, "maxTotal": 40},
             stopping={
-                "scoreStabilityThreshold": 0.05,
+                "scoreStabilitySE": 0.2,
                 "minResultsForStability": 20,
                 "reliabilityTarget": 0.8,
             },
@@ -171,8 +171,8 @@ INVALID: list[Case] = [
     ),
     Case(
         "zero stability threshold",
-        with_changes(stopping={"scoreStabilityThreshold": 0}),
-        field="spec.stopping.scoreStabilityThreshold",
+        with_changes(stopping={"scoreStabilitySE": 0}),
+        field="spec.stopping.scoreStabilitySE",
     ),
     Case(
         "reliability target of 1",

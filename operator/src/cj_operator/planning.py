@@ -25,7 +25,7 @@ from cj_operator.lifecycle.reasons import Reason
 from cj_operator.pairing.history import unused_pair_count
 from cj_operator.pairing.selection import select_pairs
 from cj_operator.scoring.bradley_terry import BradleyTerryFit
-from cj_operator.scoring.stopping import decide_stop, max_score_change
+from cj_operator.scoring.stopping import decide_stop, score_change_se
 
 NON_ADAPTIVE_FIRST_ROUNDS = 4
 """Rounds chosen without scores at the start: each essay meets about 4 random opponents, which
@@ -63,7 +63,7 @@ class RoundState:
     cost_usd: float
     max_cost_usd: float | None
     min_success_rate: float
-    stability_threshold: float
+    stability_threshold_se: float
     min_results_for_stability: int
     reliability_target: float | None
     results_at_previous_fit: int | None = None
@@ -130,8 +130,8 @@ def decide_round_end(state: RoundState) -> Stop | NextRound:
     scores = state.fit.scores if state.fit is not None else None
     new_results = state.results_at_previous_fit is None or successes > state.results_at_previous_fit
     change = (
-        max_score_change(state.previous_scores, scores)
-        if scores is not None and new_results
+        score_change_se(state.previous_scores, state.fit.scores, state.fit.standard_errors)
+        if state.fit is not None and new_results
         else None
     )
     decision = decide_stop(
@@ -139,8 +139,8 @@ def decide_round_end(state: RoundState) -> Stop | NextRound:
         results=successes,
         submitted=asked,
         max_total=state.budget,
-        max_change=change,
-        stability_threshold=state.stability_threshold,
+        change_se=change,
+        stability_threshold_se=state.stability_threshold_se,
         min_results_for_stability=state.min_results_for_stability,
         reliability=state.fit.reliability if state.fit is not None else None,
         reliability_target=state.reliability_target,

@@ -20,6 +20,7 @@ from typing import Any, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from cj_operator.scoring.stopping import DEFAULT_STABILITY_THRESHOLD_SE
 from common_core import LLMProviderType
 
 API_GROUP = "cj.huleedu.io"
@@ -271,12 +272,15 @@ class Comparisons(_SpecModel):
 class Stopping(_SpecModel):
     """When to stop asking for comparisons before the budget is spent."""
 
-    score_stability_threshold: float = Field(
-        default=0.025,
+    score_stability_se: float = Field(
+        default=DEFAULT_STABILITY_THRESHOLD_SE,
+        alias="scoreStabilitySE",
         gt=0.0,
         le=10.0,
-        description="Stop when no essay's score moved more than this (logits) between two "
-        "rounds, once at least minResultsForStability comparisons have a winner.",
+        description="Stop when the scores moved by less than this many standard errors (root "
+        "mean square over essays) between two fits, once at least minResultsForStability "
+        "comparisons have a winner. The default 0.15 is reached after about 22-30 comparisons "
+        "per essay (docs/scoring.md).",
     )
     min_results_for_stability: int = Field(
         default=12,

@@ -34,7 +34,7 @@ def state(**changes: Any) -> RoundState:
         cost_usd=0.0,
         max_cost_usd=None,
         min_success_rate=0.8,
-        stability_threshold=0.025,
+        stability_threshold_se=0.15,
         min_results_for_stability=12,
         reliability_target=None,
     )

@@ -38,7 +38,7 @@ def test_invalid_examples_are_rejected_with_their_message(case: Case) -> None:
 def test_defaults_and_wire_names() -> None:
     spec = CJBatchSpec.model_validate(base_spec())
     assert spec.comparisons.target_per_essay == 10
-    assert spec.stopping.score_stability_threshold == 0.025
+    assert spec.stopping.score_stability_se == 0.15
     assert spec.stopping.min_results_for_stability == 12
     assert spec.limits.max_retries == 3
     assert spec.limits.timeout is None

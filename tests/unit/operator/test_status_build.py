@@ -36,6 +36,7 @@ def snap(**changes: Any) -> BatchSnapshot:
         reliability=0.71234,
         ssr=0.81234,
         max_score_change=0.2,
+        score_change_se=0.31,
         reason="",
         message="",
         started_at=NOW,

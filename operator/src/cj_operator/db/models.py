@@ -113,6 +113,7 @@ class Batch(Base):
     order_effect_p: Mapped[float | None] = mapped_column(Double, nullable=True)
     judge_fit: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONB, nullable=True)
     max_score_change: Mapped[float | None] = mapped_column(Double, nullable=True)
+    score_change_se: Mapped[float | None] = mapped_column(Double, nullable=True)
     reason: Mapped[str] = mapped_column(String(128), default="")
     message: Mapped[str] = mapped_column(Text, default="")
     version: Mapped[int] = mapped_column(BigInteger, default=1)

@@ -309,6 +309,7 @@ async def snapshot(db: Database, uid: str) -> BatchSnapshot | None:
             reliability=batch.reliability,
             ssr=batch.ssr,
             max_score_change=batch.max_score_change,
+            score_change_se=batch.score_change_se,
             reason=batch.reason,
             message=batch.message,
             started_at=batch.started_at,

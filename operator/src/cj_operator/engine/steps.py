@@ -24,7 +24,7 @@ from cj_operator.lifecycle.transitions import move
 from cj_operator.planning import NextRound, RoundState, Stop, decide_round_end, final_verdict
 from cj_operator.scoring.bradley_terry import BradleyTerryFit
 from cj_operator.scoring.diagnostics import Diagnostics
-from cj_operator.scoring.stopping import max_score_change
+from cj_operator.scoring.stopping import max_score_change, score_change_se
 from common_core import BatchStateEnum
 
 log = structlog.get_logger("cj_operator.engine")
@@ -102,6 +102,9 @@ async def decide(db: Database, uid: str, fit: Fitter) -> StepResult:
         if scored is not None:
             if results_at_previous_fit is None or len(ledger.outcomes) > results_at_previous_fit:
                 batch.max_score_change = max_score_change(previous, scored.fit.scores)
+                batch.score_change_se = score_change_se(
+                    previous, scored.fit.scores, scored.fit.standard_errors
+                )
             await rounds.write_scores(session, batch, scored.fit, ledger, scored.diagnostics)
         decision = decide_round_end(
             RoundState(
@@ -116,7 +119,7 @@ async def decide(db: Database, uid: str, fit: Fitter) -> StepResult:
                 cost_usd=batch.cost_usd,
                 max_cost_usd=batch.max_cost_usd,
                 min_success_rate=batch.min_success_rate,
-                stability_threshold=spec.stopping.score_stability_threshold,
+                stability_threshold_se=spec.stopping.score_stability_se,
                 min_results_for_stability=spec.stopping.min_results_for_stability,
                 reliability_target=spec.stopping.reliability_target,
                 results_at_previous_fit=results_at_previous_fit,
@@ -150,8 +153,8 @@ async def score(db: Database, uid: str, fit: Fitter) -> StepResult:
         ledger = await rounds.pair_ledger(session, uid)
         scored = await fit(batch.essays_count, ledger)
         if scored is not None:
-            # max_score_change keeps the value the stop was decided on: the final fit adds
-            # only answers that were in flight, and refitting the same data would report ~0.
+            # max_score_change and score_change_se keep the values the stop was decided on: the
+            # final fit adds only answers in flight; refitting the same data would report ~0.
             await rounds.write_scores(session, batch, scored.fit, ledger, scored.diagnostics)
         stop_reason = Reason(batch.reason)
         if stop_reason == Reason.LOW_SUCCESS_RATE:

@@ -19,7 +19,7 @@ class Reason(StrEnum):
     RELIABILITY_REACHED = "ReliabilityReached"
     """The reliability reached `spec.stopping.reliabilityTarget`."""
     SCORES_STABLE = "ScoresStable"
-    """No score moved more than `spec.stopping.scoreStabilityThreshold` between rounds."""
+    """The scores moved by less than `spec.stopping.scoreStabilitySE` standard errors."""
     BUDGET_EXHAUSTED = "BudgetExhausted"
     """The comparison budget (`targetPerEssay`, `maxTotal`) is spent."""
     ALL_PAIRS_COMPARED = "AllPairsCompared"

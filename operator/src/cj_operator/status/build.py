@@ -63,6 +63,7 @@ class BatchSnapshot:
     reliability: float | None
     ssr: float | None
     max_score_change: float | None
+    score_change_se: float | None
     reason: str
     message: str
     started_at: datetime | None
@@ -238,6 +239,7 @@ def build_status(
         reliability=None if s.reliability is None else round(s.reliability, 4),
         ssr=None if s.ssr is None else round(s.ssr, 4),
         max_score_change=None if s.max_score_change is None else round(s.max_score_change, 4),
+        score_change_se=None if s.score_change_se is None else round(s.score_change_se, 4),
         order_effect=s.order_effect,
         misfitting_essays=s.misfitting_essays,
         cost_usd=round(s.cost_usd, 6),

@@ -156,6 +156,13 @@ class CJBatchStatus(_StatusModel):
         ge=0.0,
         description="Largest change of an essay's score between the last two fits (logits).",
     )
+    score_change_se: float | None = Field(
+        default=None,
+        alias="scoreChangeSE",
+        ge=0.0,
+        description="Root mean square change of the scores between the last two fits, in "
+        "standard errors: what spec.stopping.scoreStabilitySE compares with.",
+    )
     cost_usd: float = Field(
         default=0.0, alias="costUSD", ge=0.0, description="Estimated cost so far (USD)."
     )
