@@ -2,9 +2,11 @@
 
 The results ConfigMap `<name>-results` holds `results.csv` and `results.json`: one row per
 essay, best first, with essay_id, score, standard_error, rank, comparisons, wins, infit,
-outfit, misfit (outfit above 1.5) and the essay's metadata. Essays without a score (no
-comparison with a winner) come last with empty score, standard_error and rank. `summary.json`
-holds the batch: both reliabilities, the order effect and the misfit of each judge.
+outfit, misfit (outfit above 1.5), the projected grade with its 95% interval (projected_grade,
+grade_low, grade_high; empty without anchor essays, `cj_operator.scoring.grades`) and the
+essay's metadata. Essays without a score (no comparison with a winner) come last with empty
+score, standard_error and rank. `summary.json` holds the batch: both reliabilities, the order
+effect, the misfit of each judge and the grade model.
 """
 
 from __future__ import annotations
@@ -32,6 +34,9 @@ BASE_COLUMNS = (
     "infit",
     "outfit",
     "misfit",
+    "projected_grade",
+    "grade_low",
+    "grade_high",
 )
 """Columns every results row has, in CSV order; metadata columns follow, sorted."""
 
@@ -49,6 +54,9 @@ class ResultRow:
     metadata: dict[str, Any] = field(default_factory=dict)
     infit: float | None = None
     outfit: float | None = None
+    projected_grade: float | None = None
+    grade_low: float | None = None
+    grade_high: float | None = None
 
     @property
     def misfit(self) -> bool:
@@ -105,6 +113,9 @@ def results_csv(rows: Sequence[ResultRow]) -> str:
             r.infit,
             r.outfit,
             r.misfit,
+            r.projected_grade,
+            r.grade_low,
+            r.grade_high,
         ]
         writer.writerow([_cell(v) for v in base] + [_cell(r.metadata.get(k)) for k in meta_keys])
     return out.getvalue()
@@ -124,6 +135,9 @@ def results_json(rows: Sequence[ResultRow]) -> str:
                 "infit": r.infit,
                 "outfit": r.outfit,
                 "misfit": r.misfit,
+                "projected_grade": r.projected_grade,
+                "grade_low": r.grade_low,
+                "grade_high": r.grade_high,
                 "metadata": r.metadata,
             }
             for r in order_rows(rows)
@@ -153,6 +167,7 @@ class FinishedBatch:
     order_effect_se: float | None
     order_effect_p: float | None
     judges: list[dict[str, Any]]
+    grade_model: dict[str, Any] | None
     provider: str
     model: str
     cost_usd: float
@@ -184,6 +199,7 @@ def results_summary(batch: FinishedBatch, rows: Sequence[ResultRow]) -> str:
             "judges": batch.judges,
             "outfit_threshold": OUTFIT_THRESHOLD,
             "misfitting_essays": [r.essay_id for r in order_rows(rows) if r.misfit],
+            "grades": batch.grade_model,
         },
         indent=1,
     )

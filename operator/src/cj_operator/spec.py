@@ -13,6 +13,7 @@ snake_case. The lead's ``cjctl`` builds specs with these models.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Any, Literal, Self
@@ -20,6 +21,7 @@ from typing import Any, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from cj_operator.scoring.grades import ANCHOR_GRADE_KEY
 from cj_operator.scoring.stopping import DEFAULT_STABILITY_THRESHOLD_SE
 from common_core import LLMProviderType
 
@@ -161,7 +163,9 @@ class Essay(_SpecModel):
         default=None,
         max_length=METADATA_MAX_PROPERTIES,
         description="Free-form data kept with the results and sent in request metadata, "
-        'never in the prompt (e.g. {"true_score": 3.5} for the simulated judge).',
+        'never in the prompt (e.g. {"true_score": 3.5} for the simulated judge). '
+        "`anchorGrade` (a number) makes the essay an anchor: every essay then gets a grade "
+        "projected from the anchors' grades.",
     )
 
     @field_validator("id")
@@ -173,6 +177,16 @@ class Essay(_SpecModel):
     @classmethod
     def _text_not_blank(cls, value: str) -> str:
         return _not_blank(value, NOT_BLANK_TEXT)
+
+    @field_validator("metadata")
+    @classmethod
+    def _anchor_grade_is_a_number(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        grade = (value or {}).get(ANCHOR_GRADE_KEY)
+        if grade is None or (
+            isinstance(grade, int | float) and not isinstance(grade, bool) and math.isfinite(grade)
+        ):
+            return value
+        raise ValueError(f"metadata.{ANCHOR_GRADE_KEY} must be a finite number, got {grade!r}")
 
 
 class EssaySource(_SpecModel):

@@ -8,6 +8,7 @@ real. Each test drives `advance` step by step and answers comparisons the way wo
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
@@ -16,7 +17,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from cj_operator.db import batches
+from cj_operator.db import batches, reads
 from cj_operator.db.callbacks import PostgresCallbackStore
 from cj_operator.db.models import ComparisonPair, PairStatus
 from cj_operator.db.session import Database
@@ -142,12 +143,22 @@ class Harness:
             on_change=lambda uid: None,
         )
 
-    async def batch(self, n: int = 6, **spec: Any) -> str:
+    async def batch(
+        self, n: int = 6, *, anchors: dict[int, float] | None = None, **spec: Any
+    ) -> str:
+        """A registered batch of `n` essays, e{i} longer (so better) with i; `anchors` gives
+        some of them a known grade (metadata.anchorGrade)."""
         uid = str(uuid.uuid4())
+        anchors = anchors or {}
         model = CJBatchSpec.model_validate(
             {
                 "essays": [
-                    {"id": f"e{i}", "text": "word " * (3 + 4 * i), "metadata": {"n": i}}
+                    {
+                        "id": f"e{i}",
+                        "text": "word " * (3 + 4 * i),
+                        "metadata": {"n": i}
+                        | ({"anchorGrade": anchors[i]} if i in anchors else {}),
+                    }
                     for i in range(max(n, 2))
                 ],
                 "assignment": {"prompt": "Write."},
@@ -250,6 +261,47 @@ async def test_runs_to_completion_and_finishes_once(harness: Harness) -> None:
     assert "RoundPlanned" in reasons and reasons[-1] == "Completed"
     # A finished batch whose follow-ups are written keeps no step lock in the engine.
     assert len(harness.engine.locks) == 0
+
+
+async def test_anchor_essays_give_every_essay_a_projected_grade(harness: Harness) -> None:
+    uid = await harness.batch(
+        8, anchors={0: 1, 2: 2, 5: 4, 7: 5}, comparisons={"targetPerEssay": 7}
+    )
+    for _ in range(30):
+        await harness.engine.advance(uid)
+        if not await harness.answer():
+            break
+    batch = await batch_row(harness.db, uid)
+    assert batch.state == BatchStateEnum.COMPLETED, (batch.reason, batch.message)
+    await harness.engine.followups(uid)
+    _, _, data = harness.kube.results[0]
+    rows = {r["essay_id"]: r for r in json.loads(data["results.json"])}
+    assert all(r["projected_grade"] is not None for r in rows.values())
+    assert all(r["grade_low"] <= r["projected_grade"] <= r["grade_high"] for r in rows.values())
+    # the best essay (e7, an anchor of grade 5) is projected at least as high as the worst
+    assert rows["e7"]["projected_grade"] >= rows["e0"]["projected_grade"]
+    summary = json.loads(data["summary.json"])
+    assert summary["grades"]["anchors"] == 4
+    assert summary["grades"]["grades"] == [1.0, 2.0, 4.0, 5.0]
+    assert sum(d["essays"] for d in summary["grades"]["distribution"]) == 8
+    snap = await reads.snapshot(harness.db, uid)
+    assert snap is not None and snap.grades is not None
+    assert snap.grades.anchors == 4
+    assert sum(g.essays for g in snap.grades.distribution) == 8
+
+
+async def test_a_batch_without_anchors_has_no_grades(harness: Harness) -> None:
+    uid = await harness.batch(4, comparisons={"targetPerEssay": 3})
+    for _ in range(20):
+        await harness.engine.advance(uid)
+        if not await harness.answer():
+            break
+    await harness.engine.followups(uid)
+    _, _, data = harness.kube.results[0]
+    assert json.loads(data["summary.json"])["grades"] is None
+    assert all(r["projected_grade"] is None for r in json.loads(data["results.json"]))
+    snap = await reads.snapshot(harness.db, uid)
+    assert snap is not None and snap.grades is None
 
 
 async def test_refusals_fail_or_defer_items(harness: Harness) -> None:

@@ -23,7 +23,20 @@ from tests.support.factories import NOW
 ROWS = [
     ResultRow("b", -0.5, 0.4, 2, 3, 1, {"true_score": 2.0, "rank": "x"}, infit=1.9, outfit=2.4),
     ResultRow("c", None, None, None, 0, 0, {}),
-    ResultRow("a", 0.5, 0.4, 1, 3, 2, {"class": "7B", "tags": ["x", "y"]}, infit=0.9, outfit=1.1),
+    ResultRow(
+        "a",
+        0.5,
+        0.4,
+        1,
+        3,
+        2,
+        {"class": "7B", "tags": ["x", "y"]},
+        infit=0.9,
+        outfit=1.1,
+        projected_grade=4.0,
+        grade_low=3.0,
+        grade_high=5.0,
+    ),
 ]
 
 
@@ -40,6 +53,9 @@ def test_csv_best_first_with_metadata_columns() -> None:
         "infit",
         "outfit",
         "misfit",
+        "projected_grade",
+        "grade_low",
+        "grade_high",
         "class",
         "metadata.rank",
         "tags",
@@ -49,6 +65,11 @@ def test_csv_best_first_with_metadata_columns() -> None:
     assert rows[0]["tags"] == '["x", "y"]'
     assert rows[1]["metadata.rank"] == "x"
     assert rows[2]["score"] == "" and rows[2]["rank"] == ""
+    assert [(r["projected_grade"], r["grade_low"], r["grade_high"]) for r in rows] == [
+        ("4.0", "3.0", "5.0"),
+        ("", "", ""),
+        ("", "", ""),
+    ]
     assert [(r["outfit"], r["misfit"]) for r in rows] == [
         ("1.1", "False"),
         ("2.4", "True"),
@@ -69,6 +90,9 @@ def test_json_best_first() -> None:
         "infit": 0.9,
         "outfit": 1.1,
         "misfit": False,
+        "projected_grade": 4.0,
+        "grade_low": 3.0,
+        "grade_high": 5.0,
         "metadata": {"class": "7B", "tags": ["x", "y"]},
     }
     assert doc[2]["score"] is None
@@ -91,6 +115,7 @@ BATCH = FinishedBatch(
     order_effect_se=0.1,
     order_effect_p=6e-5,
     judges=[{"judge": "mock/m", "comparisons": 3, "infit": 1.0, "outfit": 1.2}],
+    grade_model=None,
     provider="mock",
     model="m",
     cost_usd=0.01,

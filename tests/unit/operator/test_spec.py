@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from cj_operator import crd
-from cj_operator.spec import CJBatchSpec, duration_seconds
+from cj_operator.spec import CJBatchSpec, Essay, duration_seconds
 from tests.support.spec_cases import INVALID, VALID, Case, base_spec
 
 
@@ -137,3 +137,17 @@ def test_crd_schema_is_structural_and_carries_the_rules() -> None:
     conditions = root["properties"]["status"]["properties"]["conditions"]
     assert conditions["x-kubernetes-list-type"] == "map"
     assert conditions["x-kubernetes-list-map-keys"] == ["type"]
+
+
+@pytest.mark.parametrize("grade", ["B", True, float("nan"), [3]])
+def test_an_anchor_grade_must_be_a_finite_number(grade: object) -> None:
+    with pytest.raises(ValueError, match=r"metadata\.anchorGrade must be a finite number"):
+        Essay.model_validate({"id": "e1", "text": "An essay.", "metadata": {"anchorGrade": grade}})
+
+
+def test_an_anchor_grade_may_be_an_integer_or_a_float() -> None:
+    for grade in (3, 3.5):
+        essay = Essay.model_validate(
+            {"id": "e1", "text": "An essay.", "metadata": {"anchorGrade": grade}}
+        )
+        assert essay.metadata == {"anchorGrade": grade}

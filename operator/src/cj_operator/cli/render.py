@@ -84,9 +84,11 @@ def _num(value: Any, digits: int) -> str:
 
 def results_table(results_json: str, title: str) -> Table:
     """`cjctl results --format table`: rank, essay, score, SE, comparisons, wins, infit and
-    outfit (`!` after an outfit above 1.5: a misfitting essay), metadata."""
+    outfit (`!` after an outfit above 1.5: a misfitting essay), the projected grade with its
+    95% interval when the batch has anchor essays, metadata."""
     rows: list[dict[str, Any]] = json.loads(results_json)
     meta_keys = sorted({k for r in rows for k in (r.get("metadata") or {})})
+    graded = any(r.get("projected_grade") is not None for r in rows)
     table = Table(
         "RANK",
         "ESSAY",
@@ -96,6 +98,7 @@ def results_table(results_json: str, title: str) -> Table:
         "WINS",
         "INFIT",
         "OUTFIT",
+        *(["GRADE (95%)"] if graded else []),
         *meta_keys,
         title=title,
     )
@@ -110,9 +113,16 @@ def results_table(results_json: str, title: str) -> Table:
             str(r.get("wins", 0)),
             _num(r.get("infit"), 2),
             _num(r.get("outfit"), 2) + (" !" if r.get("misfit") else ""),
+            *([_grade(r)] if graded else []),
             *(str(metadata.get(k, "")) for k in meta_keys),
         )
     return table
+
+
+def _grade(row: dict[str, Any]) -> str:
+    if row.get("projected_grade") is None:
+        return "-"
+    return f"{row['projected_grade']:g} [{row['grade_low']:g}-{row['grade_high']:g}]"
 
 
 def results_title(name: str, status: dict[str, Any]) -> str:

@@ -114,6 +114,7 @@ class Batch(Base):
     judge_fit: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONB, nullable=True)
     max_score_change: Mapped[float | None] = mapped_column(Double, nullable=True)
     score_change_se: Mapped[float | None] = mapped_column(Double, nullable=True)
+    grade_model: Mapped[dict[str, Any] | None] = mapped_column(JSONB, nullable=True)
     reason: Mapped[str] = mapped_column(String(128), default="")
     message: Mapped[str] = mapped_column(Text, default="")
     version: Mapped[int] = mapped_column(BigInteger, default=1)
@@ -240,6 +241,10 @@ class Score(Base):
     wins: Mapped[int] = mapped_column(Integer, default=0)
     infit: Mapped[float | None] = mapped_column(Double, nullable=True)
     outfit: Mapped[float | None] = mapped_column(Double, nullable=True)
+    projected_grade: Mapped[float | None] = mapped_column(Double, nullable=True)
+    grade_low: Mapped[float | None] = mapped_column(Double, nullable=True)
+    grade_high: Mapped[float | None] = mapped_column(Double, nullable=True)
+    grade_expected: Mapped[float | None] = mapped_column(Double, nullable=True)
     fitted_round: Mapped[int] = mapped_column(Integer, default=0)
     updated_at: Mapped[datetime] = mapped_column(
         _tz(), server_default=func.now(), onupdate=func.now()

@@ -24,7 +24,7 @@ from cj_operator.scoring.misfit import OUTFIT_THRESHOLD
 from cj_operator.scoring.order_effect import SIGNIFICANCE_LEVEL
 from cj_operator.spec import CJBatchSpec
 from cj_operator.status.build import BatchSnapshot
-from cj_operator.status.model import TOP_ESSAYS, OrderEffect, TopEssay
+from cj_operator.status.model import TOP_ESSAYS, GradeCount, Grades, OrderEffect, TopEssay
 from common_core import BatchStateEnum
 
 RUNNING = (
@@ -220,6 +220,9 @@ async def result_rows(db: Database, uid: str) -> list[ResultRow]:
             metadata=dict(essay.meta or {}),
             infit=score.infit if score else None,
             outfit=score.outfit if score else None,
+            projected_grade=score.projected_grade if score else None,
+            grade_low=score.grade_low if score else None,
+            grade_high=score.grade_high if score else None,
         )
         for essay, score in rows
     ]
@@ -250,6 +253,7 @@ async def finished_batch(db: Database, uid: str) -> FinishedBatch | None:
             order_effect_se=batch.order_effect_se,
             order_effect_p=batch.order_effect_p,
             judges=list(batch.judge_fit or []),
+            grade_model=batch.grade_model,
             # The judge as the spec names it, never as a result claims it.
             provider=spec.judge.provider or "default",
             model=spec.judge.model or "default",
@@ -322,9 +326,23 @@ async def snapshot(db: Database, uid: str) -> BatchSnapshot | None:
             ),
             version=batch.version,
             order_effect=_order_effect(batch),
+            grades=_grades(batch),
             misfitting_essays=int(misfitting),
             results_blocked=batch.results_blocked,
         )
+
+
+def _grades(batch: Batch) -> Grades | None:
+    model = batch.grade_model
+    if not model:
+        return None
+    return Grades(
+        anchors=int(model["anchors"]),
+        distribution=[
+            GradeCount(grade=float(d["grade"]), essays=int(d["essays"]))
+            for d in model["distribution"]
+        ],
+    )
 
 
 def _order_effect(batch: Batch) -> OrderEffect | None:

@@ -21,11 +21,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cj_operator.accounting import OVERDUE_ERROR_CODE, retry_delay, should_retry
 from cj_operator.clock import utcnow
-from cj_operator.db.models import Batch, ComparisonPair, PairStatus, Score
+from cj_operator.db.models import Batch, ComparisonPair, Essay, PairStatus, Score
 from cj_operator.lifecycle.reasons import Reason
 from cj_operator.lifecycle.transitions import move
 from cj_operator.scoring.bradley_terry import BradleyTerryFit
 from cj_operator.scoring.diagnostics import Diagnostics
+from cj_operator.scoring.grades import ANCHOR_GRADE_KEY, GradeProjection
 from common_core import BatchStateEnum
 
 OPEN_STATUSES = (PairStatus.PENDING, PairStatus.SUBMITTED)
@@ -398,3 +399,36 @@ async def finish(
     closed = int(result.rowcount)  # type: ignore[attr-defined]  # CursorResult of an UPDATE
     batch.failed += closed
     return closed
+
+
+async def anchor_grades(session: AsyncSession, uid: str) -> dict[int, float]:
+    """Essay index -> known grade of the batch's anchors (`metadata.anchorGrade`, a number;
+    the spec refuses anything else)."""
+    rows = await session.execute(
+        select(Essay.idx, Essay.meta[ANCHOR_GRADE_KEY].as_float()).where(
+            Essay.batch_uid == uid, Essay.meta.has_key(ANCHOR_GRADE_KEY)
+        )
+    )
+    return {idx: grade for idx, grade in rows.all() if grade is not None}
+
+
+async def write_grades(
+    session: AsyncSession, batch: Batch, projection: GradeProjection | None
+) -> None:
+    """Store each essay's projected grade and the batch's grade model (None clears them)."""
+    batch.grade_model = projection.summary() if projection is not None else None
+    if projection is None:
+        return
+    for idx, grade in enumerate(projection.essays):
+        if grade is None:
+            continue
+        await session.execute(
+            update(Score)
+            .where(Score.batch_uid == batch.uid, Score.essay_idx == idx)
+            .values(
+                projected_grade=grade.grade,
+                grade_low=grade.low,
+                grade_high=grade.high,
+                grade_expected=grade.expected,
+            )
+        )

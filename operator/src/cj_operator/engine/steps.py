@@ -11,6 +11,7 @@ they need, apply the decision and say what is left to do outside the lock (`Step
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -24,6 +25,7 @@ from cj_operator.lifecycle.transitions import move
 from cj_operator.planning import NextRound, RoundState, Stop, decide_round_end, final_verdict
 from cj_operator.scoring.bradley_terry import BradleyTerryFit
 from cj_operator.scoring.diagnostics import Diagnostics
+from cj_operator.scoring.grades import project_grades
 from cj_operator.scoring.stopping import max_score_change, score_change_se
 from common_core import BatchStateEnum
 
@@ -156,6 +158,15 @@ async def score(db: Database, uid: str, fit: Fitter) -> StepResult:
             # max_score_change and score_change_se keep the values the stop was decided on: the
             # final fit adds only answers in flight; refitting the same data would report ~0.
             await rounds.write_scores(session, batch, scored.fit, ledger, scored.diagnostics)
+            anchors = await rounds.anchor_grades(session, uid)
+            projection = (
+                await asyncio.to_thread(
+                    project_grades, scored.fit.scores, scored.fit.standard_errors, anchors
+                )
+                if anchors
+                else None
+            )
+            await rounds.write_grades(session, batch, projection)
         stop_reason = Reason(batch.reason)
         if stop_reason == Reason.LOW_SUCCESS_RATE:
             verdict = Stop(stop_reason, batch.message, failed=True)

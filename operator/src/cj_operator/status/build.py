@@ -21,6 +21,7 @@ from cj_operator.status.model import (
     CJBatchStatus,
     Condition,
     ConditionStatus,
+    Grades,
     OrderEffect,
     Phase,
     TokenTotals,
@@ -72,6 +73,7 @@ class BatchSnapshot:
     top: Sequence[TopEssay] = field(default_factory=tuple)
     version: int = 0
     order_effect: OrderEffect | None = None
+    grades: Grades | None = None
     misfitting_essays: int = 0
     results_blocked: str | None = None
 
@@ -241,6 +243,7 @@ def build_status(
         max_score_change=None if s.max_score_change is None else round(s.max_score_change, 4),
         score_change_se=None if s.score_change_se is None else round(s.score_change_se, 4),
         order_effect=s.order_effect,
+        grades=s.grades,
         misfitting_essays=s.misfitting_essays,
         cost_usd=round(s.cost_usd, 6),
         tokens=TokenTotals(

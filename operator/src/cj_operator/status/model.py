@@ -75,6 +75,25 @@ class OrderEffect(_StatusModel):
     significant: bool = Field(description="p value below 0.01 (condition OrderEffect=True).")
 
 
+class GradeCount(_StatusModel):
+    """How many essays have one projected grade."""
+
+    grade: float = Field(description="An anchor grade.")
+    essays: int = Field(ge=0, description="Essays whose projected grade it is.")
+
+
+class Grades(_StatusModel):
+    """Grades projected from anchor essays (metadata.anchorGrade) after the final fit:
+    ordinal regression of the anchors' grades on the scale (cj_operator.scoring.grades)."""
+
+    anchors: int = Field(ge=0, description="Anchor essays the projection used.")
+    distribution: list[GradeCount] = Field(
+        default_factory=list,
+        description="Essays per projected grade (each essay's grade and 95% interval are in "
+        "the results ConfigMap).",
+    )
+
+
 class TopEssay(_StatusModel):
     """One essay of the current ranking's top."""
 
@@ -141,6 +160,9 @@ class CJBatchStatus(_StatusModel):
         default=None,
         description="Scale separation reliability of the latest fit (inflated by adaptive "
         "pairing; reported for comparison with other CJ tools).",
+    )
+    grades: Grades | None = Field(
+        default=None, description="Projected grades, when the batch has anchor essays."
     )
     order_effect: OrderEffect | None = Field(
         default=None, description="The judge's position bias in the latest fit."
