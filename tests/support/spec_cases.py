@@ -54,6 +54,10 @@ class Case:
 VALID: list[Case] = [
     Case("minimal", base_spec()),
     Case(
+        "a panel of two judges",
+        with_changes(judges=[{"provider": "offline"}, {"provider": "mock", "share": 2}]),
+    ),
+    Case(
         "everything set",
         with_changes(
             essays=essays(5, metadata={"class": "7B", "score": 3}),
@@ -160,6 +164,21 @@ INVALID: list[Case] = [
         "temperature too high",
         with_changes(judge={"temperature": 2.5}),
         field="spec.judge.temperature",
+    ),
+    Case(
+        "a judge and a panel",
+        with_changes(judge={"provider": "mock"}, judges=[{"provider": "offline"}] * 2),
+        message="set spec.judge or spec.judges (a panel), not both",
+    ),
+    Case(
+        "a panel of one",
+        with_changes(judges=[{"provider": "offline"}]),
+        field="spec.judges",
+    ),
+    Case(
+        "a panel judge with a zero share",
+        with_changes(judges=[{"provider": "offline", "share": 0}, {"provider": "mock"}]),
+        field="spec.judges[0].share",
     ),
     Case(
         "zero target",

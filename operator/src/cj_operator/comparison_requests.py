@@ -36,6 +36,7 @@ class PairToSend:
     attempt: int
     essay_a: EssayRecord
     essay_b: EssayRecord
+    judge_idx: int = 0
 
 
 def llm_overrides(judge: Judge) -> LLMConfigOverrides | None:

@@ -112,7 +112,25 @@ IMMUTABLE_JUDGE = CelRule(
     "has(self.judge) == has(oldSelf.judge) && (!has(self.judge) || self.judge == oldSelf.judge)",
     "spec.judge is immutable after creation",
 )
-TRANSITION_RULES = (IMMUTABLE_ESSAYS, IMMUTABLE_SOURCES, IMMUTABLE_ASSIGNMENT, IMMUTABLE_JUDGE)
+IMMUTABLE_JUDGES = CelRule(
+    "has(self.judges) == has(oldSelf.judges) && "
+    "(!has(self.judges) || self.judges == oldSelf.judges)",
+    "spec.judges is immutable after creation",
+)
+JUDGE_OR_PANEL = CelRule(
+    "!has(self.judges) || (!has(self.judge.provider) && !has(self.judge.model) && "
+    "!has(self.judge.temperature) && !has(self.judge.maxTokens))",
+    "set spec.judge or spec.judges (a panel), not both",
+)
+PANEL_MAX = 10
+"""Most judges in a panel."""
+TRANSITION_RULES = (
+    IMMUTABLE_ESSAYS,
+    IMMUTABLE_SOURCES,
+    IMMUTABLE_ASSIGNMENT,
+    IMMUTABLE_JUDGE,
+    IMMUTABLE_JUDGES,
+)
 """Rules on updates (API server only): what a batch compares cannot change once it runs."""
 
 
@@ -264,6 +282,18 @@ class Judge(_SpecModel):
     )
 
 
+class PanelJudge(Judge):
+    """One judge of a panel: the judge and its share of the comparisons."""
+
+    share: float = Field(
+        default=1.0,
+        gt=0.0,
+        le=100.0,
+        description="Relative share of the comparisons this judge answers (default 1: equal "
+        "shares).",
+    )
+
+
 class Comparisons(_SpecModel):
     """How many comparisons to ask for."""
 
@@ -372,7 +402,9 @@ class CJBatchSpec(_SpecModel):
     `suspend` may change while the batch runs.
     """
 
-    model_config = ConfigDict(json_schema_extra=_cel(EXACTLY_ONE_SOURCE, *TRANSITION_RULES))
+    model_config = ConfigDict(
+        json_schema_extra=_cel(EXACTLY_ONE_SOURCE, JUDGE_OR_PANEL, *TRANSITION_RULES)
+    )
 
     essays: list[Essay] | None = Field(
         default=None,
@@ -391,6 +423,15 @@ class CJBatchSpec(_SpecModel):
         default_factory=Judge,
         description="The LLM judge (provider, model, temperature, maxTokens).",
         json_schema_extra={"default": {}},
+    )
+    judges: list[PanelJudge] | None = Field(
+        default=None,
+        min_length=2,
+        max_length=PANEL_MAX,
+        description="A panel of 2-10 judges instead of spec.judge: each comparison is asked of "
+        "one of them (balanced over essays and slots, by share); one Bradley-Terry scale is "
+        "fitted to all their answers, with each judge's agreement, order effect and misfit "
+        "reported.",
     )
     comparisons: Comparisons = Field(
         default_factory=Comparisons,
@@ -435,7 +476,17 @@ class CJBatchSpec(_SpecModel):
     def _exactly_one_source(self) -> Self:
         if (self.essays is None) == (self.essays_from is None):
             raise ValueError(EXACTLY_ONE_SOURCE.message)
+        if self.judges is not None and self.judge != Judge():
+            raise ValueError(JUDGE_OR_PANEL.message)
         return self
+
+    def panel(self) -> list[Judge]:
+        """The judges comparisons are asked of: `judges`, or the single `judge`."""
+        return list(self.judges) if self.judges is not None else [self.judge]
+
+    def panel_shares(self) -> list[float]:
+        """Each panel judge's relative share of the comparisons (1.0 for a single judge)."""
+        return [j.share for j in self.judges] if self.judges is not None else [1.0]
 
     def effective_budget(self, n_essays: int) -> int:
         """Most comparisons (pairs, retries excluded) for `n_essays` essays.

@@ -162,7 +162,7 @@ class Harness:
                     for i in range(max(n, 2))
                 ],
                 "assignment": {"prompt": "Write."},
-                "judge": {"provider": "mock"},
+                **({} if "judges" in spec else {"judge": {"provider": "mock"}}),
                 **spec,
             }
         )
@@ -288,6 +288,36 @@ async def test_anchor_essays_give_every_essay_a_projected_grade(harness: Harness
     assert snap is not None and snap.grades is not None
     assert snap.grades.anchors == 4
     assert sum(g.essays for g in snap.grades.distribution) == 8
+
+
+async def test_a_panel_asks_each_judge_its_share_and_reports_each_judge(harness: Harness) -> None:
+    panel = [{"provider": "mock", "model": "judge-one"}, {"provider": "mock", "model": "judge-two"}]
+    uid = await harness.batch(8, judges=panel, comparisons={"targetPerEssay": 6})
+    for _ in range(30):
+        await harness.engine.advance(uid)
+        if not await harness.answer():
+            break
+    batch = await batch_row(harness.db, uid)
+    assert batch.state == BatchStateEnum.COMPLETED, (batch.reason, batch.message)
+    models = [
+        r.llm_config_overrides.model_override
+        for r in harness.provider.requests
+        if r.llm_config_overrides
+    ]
+    assert len(models) == len(harness.provider.requests) == 24
+    assert abs(models.count("judge-one") - models.count("judge-two")) <= 2
+    by_pair = {p.correlation_id: p.judge_idx for p in await harness.pairs(uid)}
+    for request in harness.provider.requests:
+        expected = "judge-one" if by_pair[request.correlation_id] == 0 else "judge-two"
+        assert request.llm_config_overrides is not None
+        assert request.llm_config_overrides.model_override == expected
+    snap = await reads.snapshot(harness.db, uid)
+    assert snap is not None
+    judges = {j.judge: j for j in snap.judges}
+    assert set(judges) == {"mock/judge-one", "mock/judge-two"}
+    assert sum(j.comparisons for j in judges.values()) == 24
+    # the fake judge always prefers the longer essay: both agree with the scale
+    assert all(j.agreement is not None and j.agreement > 0.8 for j in judges.values())
 
 
 async def test_a_batch_without_anchors_has_no_grades(harness: Harness) -> None:

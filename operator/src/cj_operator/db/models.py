@@ -195,6 +195,7 @@ class ComparisonPair(Base):
     )
     essay_a_idx: Mapped[int] = mapped_column(Integer)
     essay_b_idx: Mapped[int] = mapped_column(Integer)
+    judge_idx: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     status: Mapped[PairStatus] = mapped_column(_PAIR_STATUS, default=PairStatus.PENDING)
     needs_retry: Mapped[bool] = mapped_column(Boolean, default=False)
     retried: Mapped[bool] = mapped_column(Boolean, default=False)

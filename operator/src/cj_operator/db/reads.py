@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import aliased
@@ -24,7 +25,14 @@ from cj_operator.scoring.misfit import OUTFIT_THRESHOLD
 from cj_operator.scoring.order_effect import SIGNIFICANCE_LEVEL
 from cj_operator.spec import CJBatchSpec
 from cj_operator.status.build import BatchSnapshot
-from cj_operator.status.model import TOP_ESSAYS, GradeCount, Grades, OrderEffect, TopEssay
+from cj_operator.status.model import (
+    TOP_ESSAYS,
+    GradeCount,
+    Grades,
+    JudgeSummary,
+    OrderEffect,
+    TopEssay,
+)
 from common_core import BatchStateEnum
 
 RUNNING = (
@@ -157,6 +165,7 @@ async def pending_pairs(db: Database, uid: str, limit: int) -> list[PairToSend]:
             attempt=pair.attempt,
             essay_a=EssayRecord(a.idx, a.essay_id, a.text, dict(a.meta or {})),
             essay_b=EssayRecord(b.idx, b.essay_id, b.text, dict(b.meta or {})),
+            judge_idx=pair.judge_idx,
         )
         for pair, a, b in rows
     ]
@@ -327,9 +336,26 @@ async def snapshot(db: Database, uid: str) -> BatchSnapshot | None:
             version=batch.version,
             order_effect=_order_effect(batch),
             grades=_grades(batch),
+            judges=tuple(_judge(j) for j in batch.judge_fit or []),
             misfitting_essays=int(misfitting),
             results_blocked=batch.results_blocked,
         )
+
+
+def _judge(entry: dict[str, Any]) -> JudgeSummary:
+    def number(key: str) -> float | None:
+        value = entry.get(key)
+        return None if value is None else round(float(value), 4)
+
+    return JudgeSummary(
+        judge=str(entry.get("judge", "unknown")),
+        comparisons=int(entry.get("comparisons", 0)),
+        agreement=number("agreement"),
+        order_effect=number("order_effect"),
+        order_effect_se=number("order_effect_se"),
+        infit=number("infit"),
+        outfit=number("outfit"),
+    )
 
 
 def _grades(batch: Batch) -> Grades | None:

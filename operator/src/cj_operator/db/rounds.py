@@ -27,6 +27,7 @@ from cj_operator.lifecycle.transitions import move
 from cj_operator.scoring.bradley_terry import BradleyTerryFit
 from cj_operator.scoring.diagnostics import Diagnostics
 from cj_operator.scoring.grades import ANCHOR_GRADE_KEY, GradeProjection
+from cj_operator.spec import Judge
 from common_core import BatchStateEnum
 
 OPEN_STATUSES = (PairStatus.PENDING, PairStatus.SUBMITTED)
@@ -89,6 +90,7 @@ async def create_retries(session: AsyncSession, batch: Batch) -> int:
                 retry_of_id=row.id,
                 essay_a_idx=row.essay_a_idx,
                 essay_b_idx=row.essay_b_idx,
+                judge_idx=row.judge_idx,
                 status=PairStatus.PENDING,
             )
         )
@@ -131,17 +133,26 @@ class PairLedger:
     `history`: (slot_a_idx, slot_b_idx) of every first attempt; `outcomes`: (winner_idx,
     loser_idx) of every comparison with a winner; `final_failures`: failed with no retry left;
     `judged`: (slot_a_idx, slot_b_idx, a_won, "provider/model") of every comparison with a
-    winner, in the same order as `outcomes`.
+    winner, in the same order as `outcomes`; `assignments`: (slot_a_idx, slot_b_idx, judge_idx)
+    of every first attempt, in the order of `history` (the panel judge each pair was asked of).
     """
 
     history: list[tuple[int, int]]
     outcomes: list[tuple[int, int]]
     final_failures: int
     judged: list[tuple[int, int, bool, str]] = field(default_factory=list)
+    assignments: list[tuple[int, int, int]] = field(default_factory=list)
 
 
-async def pair_ledger(session: AsyncSession, uid: str) -> PairLedger:
-    """First attempts (history), winners (outcomes) and final failures of a batch."""
+async def pair_ledger(
+    session: AsyncSession, uid: str, panel: Sequence[Judge] | None = None
+) -> PairLedger:
+    """First attempts (history), winners (outcomes) and final failures of a batch.
+
+    A verdict's judge key (`judged`) is `provider/model` of the batch's panel judge that was
+    asked (`panel[judge_idx]`, the spec's word), a field the spec leaves unset taken from the
+    result; with two panel judges of the same name the key ends in `#<index>`.
+    """
     rows = (
         await session.execute(
             select(
@@ -153,6 +164,7 @@ async def pair_ledger(session: AsyncSession, uid: str) -> PairLedger:
                 ComparisonPair.needs_retry,
                 ComparisonPair.provider,
                 ComparisonPair.model,
+                ComparisonPair.judge_idx,
             )
             .where(ComparisonPair.batch_uid == uid)
             .order_by(ComparisonPair.id)
@@ -161,17 +173,19 @@ async def pair_ledger(session: AsyncSession, uid: str) -> PairLedger:
     history: list[tuple[int, int]] = []
     outcomes: list[tuple[int, int]] = []
     judged: list[tuple[int, int, bool, str]] = []
+    assignments: list[tuple[int, int, int]] = []
     final_failures = 0
-    for a, b, attempt, status, winner, needs_retry, provider, model in rows:
+    for a, b, attempt, status, winner, needs_retry, provider, model, judge_idx in rows:
         if attempt == 1:
             history.append((a, b))
+            assignments.append((a, b, judge_idx))
         if status == PairStatus.SUCCEEDED:
             a_won = winner == "essay_a"
             outcomes.append((a, b) if a_won else (b, a))
-            judged.append((a, b, a_won, f"{provider or 'unknown'}/{model or 'unknown'}"))
+            judged.append((a, b, a_won, _judge_key(panel, judge_idx, provider, model)))
         elif status == PairStatus.FAILED and not needs_retry:
             final_failures += 1
-    return PairLedger(history, outcomes, final_failures, judged)
+    return PairLedger(history, outcomes, final_failures, judged, assignments)
 
 
 async def previous_scores(session: AsyncSession, uid: str, n_items: int) -> list[float] | None:
@@ -188,13 +202,23 @@ async def previous_scores(session: AsyncSession, uid: str, n_items: int) -> list
 
 
 async def insert_round(
-    session: AsyncSession, batch: Batch, round_number: int, pairs: Iterable[tuple[int, int]]
+    session: AsyncSession,
+    batch: Batch,
+    round_number: int,
+    pairs: Iterable[tuple[int, int]],
+    judges: Sequence[int] | None = None,
 ) -> int:
     """Store a new round's pairs (PENDING, attempt 1), count them submitted; returns how many.
+
+    `judges` gives each pair's panel judge index (`spec.judges[]`); None: judge 0 for all.
 
     Moves the batch to WAITING_CALLBACKS (raises IllegalTransitionError from a state that
     cannot plan a round).
     """
+    pairs = list(pairs)
+    judges = [0] * len(pairs) if judges is None else list(judges)
+    if len(judges) != len(pairs):
+        raise ValueError(f"{len(judges)} judge indices for {len(pairs)} pairs")
     rows = [
         {
             "batch_uid": batch.uid,
@@ -203,6 +227,7 @@ async def insert_round(
             "attempt": 1,
             "essay_a_idx": a,
             "essay_b_idx": b,
+            "judge_idx": judge,
             "status": PairStatus.PENDING,
             "needs_retry": False,
             "retried": False,
@@ -211,7 +236,7 @@ async def insert_round(
             "total_tokens": 0,
             "cost_usd": 0.0,
         }
-        for a, b in pairs
+        for (a, b), judge in zip(pairs, judges, strict=True)
     ]
     move(batch, BatchStateEnum.WAITING_CALLBACKS, reason=None, message="", now=utcnow())
     if rows:
@@ -360,12 +385,40 @@ async def write_scores(
     batch.order_effect_p = effect.p_value if effect is not None else None
     batch.judge_fit = (
         [
-            {"judge": j.judge, "comparisons": j.comparisons, "infit": j.infit, "outfit": j.outfit}
+            {
+                "judge": j.judge,
+                "comparisons": j.comparisons,
+                "infit": _finite(j.infit),
+                "outfit": _finite(j.outfit),
+                "agreement": _finite(j.agreement),
+                "order_effect": _finite(j.order_effect),
+                "order_effect_se": _finite(j.order_effect_se),
+            }
             for j in diagnostics.judges
         ]
         if diagnostics is not None
         else None
     )
+
+
+def _judge_key(
+    panel: Sequence[Judge] | None, idx: int, provider: str | None, model: str | None
+) -> str:
+    asked = panel[idx] if panel is not None and 0 <= idx < len(panel) else None
+    if asked is not None:
+        provider = asked.provider.value if asked.provider is not None else provider
+        model = asked.model or model
+    key = f"{provider or 'unknown'}/{model or 'unknown'}"
+    if panel is not None and len(panel) > 1:
+        names = [(j.provider, j.model) for j in panel]
+        if asked is not None and names.count((asked.provider, asked.model)) > 1:
+            key += f"#{idx}"
+    return key
+
+
+def _finite(value: float) -> float | None:
+    """JSON has no NaN or infinity: None instead."""
+    return float(value) if math.isfinite(value) else None
 
 
 def _essay_fit(diagnostics: Diagnostics | None, idx: int, which: str) -> float | None:

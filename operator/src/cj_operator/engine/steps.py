@@ -22,6 +22,7 @@ from cj_operator.db import rounds
 from cj_operator.db.session import Database
 from cj_operator.lifecycle.reasons import Reason
 from cj_operator.lifecycle.transitions import move
+from cj_operator.pairing.panel import JudgeHistory, assign_judges
 from cj_operator.planning import NextRound, RoundState, Stop, decide_round_end, final_verdict
 from cj_operator.scoring.bradley_terry import BradleyTerryFit
 from cj_operator.scoring.diagnostics import Diagnostics
@@ -96,7 +97,7 @@ async def decide(db: Database, uid: str, fit: Fitter) -> StepResult:
             return StepResult(wake_after=max(0.0, (waiting - utcnow()).total_seconds()))
 
         spec = batch.parsed_spec()
-        ledger = await rounds.pair_ledger(session, uid)
+        ledger = await rounds.pair_ledger(session, uid, batch.parsed_spec().panel())
         previous = await rounds.previous_scores(session, uid, batch.essays_count)
         results_at_previous_fit = batch.fitted_results if previous is not None else None
         scored = await fit(batch.essays_count, ledger)
@@ -128,7 +129,11 @@ async def decide(db: Database, uid: str, fit: Fitter) -> StepResult:
             )
         )
         if isinstance(decision, NextRound):
-            n = await rounds.insert_round(session, batch, decision.round, decision.pairs)
+            shares = spec.panel_shares()
+            judges = assign_judges(
+                decision.pairs, shares, JudgeHistory.of(len(shares), ledger.assignments)
+            )
+            n = await rounds.insert_round(session, batch, decision.round, decision.pairs, judges)
             log.info("round planned", round=decision.round, pairs=n)
             message = f"Round {decision.round}: {n} comparisons to submit. {decision.message}"
             return StepResult(
@@ -152,7 +157,7 @@ async def score(db: Database, uid: str, fit: Fitter) -> StepResult:
         batch = await rounds.lock_batch(session, uid)
         if batch is None or batch.state != BatchStateEnum.SCORING:
             return StepResult(finished=batch is not None and batch.state.is_terminal)
-        ledger = await rounds.pair_ledger(session, uid)
+        ledger = await rounds.pair_ledger(session, uid, batch.parsed_spec().panel())
         scored = await fit(batch.essays_count, ledger)
         if scored is not None:
             # max_score_change and score_change_se keep the values the stop was decided on: the
@@ -214,7 +219,7 @@ async def apply_timeout(db: Database, uid: str) -> str | None:
             return None
         if batch.state == BatchStateEnum.SCORING:
             return None
-        ledger = await rounds.pair_ledger(session, uid)
+        ledger = await rounds.pair_ledger(session, uid, batch.parsed_spec().panel())
         asked = len(ledger.history)
         succeeded = len(ledger.outcomes)
         rate = succeeded / asked if asked else 0.0

@@ -76,6 +76,7 @@ class Submitter:
         if spec is None:
             return SendOutcome()
         user_prompt = spec.assignment.user_prompt()
+        panel = spec.panel()
         again = False
         while True:
             pairs = await reads.pending_pairs(self._db, uid, self._chunk_size)
@@ -86,7 +87,7 @@ class Submitter:
                     p,
                     batch_uid=uid,
                     user_prompt=user_prompt,
-                    judge=spec.judge,
+                    judge=panel[p.judge_idx] if p.judge_idx < len(panel) else panel[0],
                     callback_topic=self._callback_topic,
                 )
                 for p in pairs

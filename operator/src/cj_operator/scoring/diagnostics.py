@@ -8,8 +8,13 @@ a judge's position bias does not show up as misfit.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import minimize_scalar
+from scipy.special import expit, log_expit
 
 from cj_operator.scoring.misfit import (
     OUTFIT_THRESHOLD,
@@ -24,12 +29,25 @@ __all__ = ["Diagnostics", "JudgeFit", "diagnose"]
 
 @dataclass(frozen=True)
 class JudgeFit:
-    """Infit and outfit mean squares of one judge (`provider/model`) over its comparisons."""
+    """One judge (`provider/model`) over its comparisons, against the batch's one scale.
+
+    Attributes:
+        judge: `provider/model`.
+        comparisons: its comparisons with a winner.
+        infit, outfit: mean squares of its verdicts (:mod:`cj_operator.scoring.misfit`).
+        agreement: share of its verdicts won by the essay the scale puts higher (ties in score
+            count one half), in [0, 1]: its agreement with the panel (all judges together).
+        order_effect: its own slot-A effect (logits) with the scale's scores held fixed;
+            `order_effect_se` its standard error (logits).
+    """
 
     judge: str
     comparisons: int
     infit: float
     outfit: float
+    agreement: float = math.nan
+    order_effect: float = math.nan
+    order_effect_se: float = math.nan
 
 
 @dataclass(frozen=True)
@@ -63,7 +81,43 @@ def diagnose(n_items: int, judged: Sequence[tuple[int, int, bool, str]]) -> Diag
     order = fit_order_effect(n_items, [(a, b, won) for a, b, won, _ in judged])
     report = misfit_statistics(order.scores, judged, order.order_effect)
     judges = tuple(
-        JudgeFit(key, fit.comparisons, fit.infit, fit.outfit)
+        JudgeFit(
+            key,
+            fit.comparisons,
+            fit.infit,
+            fit.outfit,
+            *_agreement_and_order(
+                order.scores, [(a, b, won) for a, b, won, k in judged if k == key]
+            ),
+        )
         for key, fit in sorted(report.judges.items())
     )
     return Diagnostics(order, report.essays, judges, misfitting_essays(report))
+
+
+def _agreement_and_order(
+    scores: Sequence[float], judged: Sequence[tuple[int, int, bool]]
+) -> tuple[float, float, float]:
+    """(agreement, order effect, its SE) of one judge's verdicts against fixed scores.
+
+    The order effect is the maximum-likelihood gamma of P(A wins) = sigmoid(s_a - s_b + gamma)
+    (Agresti 2002, the Bradley-Terry model with a home advantage, here with the abilities held
+    at the scale's values); its SE is 1 / sqrt(sum p (1 - p)) at the estimate.
+    """
+    s = np.asarray(scores, dtype=float)
+    a = np.array([x for x, _, _ in judged])
+    b = np.array([y for _, y, _ in judged])
+    won = np.array([w for _, _, w in judged], dtype=float)
+    diff = s[a] - s[b]
+    higher_won = np.where(diff == 0, 0.5, np.where(diff > 0, won, 1.0 - won))
+    agreement = float(higher_won.mean())
+
+    def negative_log_likelihood(gamma: float) -> float:
+        z = diff + gamma
+        return -float(np.sum(won * log_expit(z) + (1 - won) * log_expit(-z)))
+
+    gamma = float(minimize_scalar(negative_log_likelihood, bounds=(-10, 10), method="bounded").x)
+    p = expit(diff + gamma)
+    information = float(np.sum(p * (1 - p)))
+    se = 1 / math.sqrt(information) if information > 0 else math.inf
+    return agreement, gamma, se

@@ -22,6 +22,7 @@ from cj_operator.status.model import (
     Condition,
     ConditionStatus,
     Grades,
+    JudgeSummary,
     OrderEffect,
     Phase,
     TokenTotals,
@@ -74,6 +75,7 @@ class BatchSnapshot:
     version: int = 0
     order_effect: OrderEffect | None = None
     grades: Grades | None = None
+    judges: Sequence[JudgeSummary] = field(default_factory=tuple)
     misfitting_essays: int = 0
     results_blocked: str | None = None
 
@@ -244,6 +246,7 @@ def build_status(
         score_change_se=None if s.score_change_se is None else round(s.score_change_se, 4),
         order_effect=s.order_effect,
         grades=s.grades,
+        judges=list(s.judges),
         misfitting_essays=s.misfitting_essays,
         cost_usd=round(s.cost_usd, 6),
         tokens=TokenTotals(

@@ -94,6 +94,28 @@ class Grades(_StatusModel):
     )
 
 
+class JudgeSummary(_StatusModel):
+    """One judge of the batch (a panel member, or the single judge) in the latest fit."""
+
+    judge: str = Field(description="provider/model of the judge that answered.")
+    comparisons: int = Field(ge=0, description="Its comparisons with a winner.")
+    agreement: float | None = Field(
+        default=None,
+        description="Share of its verdicts won by the essay the batch's scale puts higher: "
+        "its agreement with the panel.",
+    )
+    order_effect: float | None = Field(
+        default=None, description="Its own slot-A effect (logits), the scale held fixed."
+    )
+    order_effect_se: float | None = Field(
+        default=None, alias="orderEffectSE", description="Its standard error (logits)."
+    )
+    infit: float | None = Field(default=None, description="Infit mean square of its verdicts.")
+    outfit: float | None = Field(
+        default=None, description="Outfit mean square of its verdicts (above 1.5: misfitting)."
+    )
+
+
 class TopEssay(_StatusModel):
     """One essay of the current ranking's top."""
 
@@ -160,6 +182,10 @@ class CJBatchStatus(_StatusModel):
         default=None,
         description="Scale separation reliability of the latest fit (inflated by adaptive "
         "pairing; reported for comparison with other CJ tools).",
+    )
+    judges: list[JudgeSummary] = Field(
+        default_factory=list,
+        description="Each judge's agreement with the scale, order effect and misfit.",
     )
     grades: Grades | None = Field(
         default=None, description="Projected grades, when the batch has anchor essays."
