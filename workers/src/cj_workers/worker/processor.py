@@ -258,7 +258,6 @@ class RequestProcessor:
             if not last.retryable or attempt == self._s.max_attempts:
                 break
             if last.retry_after is not None and last.retry_after > self._s.retry_after_max_seconds:
-                last.details["retry_after_seconds"] = last.retry_after
                 break
             delay = (
                 last.retry_after
