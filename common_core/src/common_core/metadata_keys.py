@@ -28,5 +28,11 @@ ESSAY_A_METADATA = "essay_a_metadata"
 ESSAY_B_METADATA = "essay_b_metadata"
 """Each essay's own metadata from the CJBatch spec (dict), e.g. a known score."""
 
+IDENTITY_KEYS = (BATCH_ID, PAIR_ID, ESSAY_A_ID, ESSAY_B_ID)
+"""The keys that name what a result is about. The operator sends them with every request and
+checks a result's echo against the pair of its correlation id: a verdict must echo all of
+them; an error event may lack some (a worker that gives up on an unreadable entry echoes what
+it can read), but none that it has may differ."""
+
 TRUE_SCORE = "true_score"
 """Inside ESSAY_*_METADATA: the hidden ability the `simulated` judge draws winners from (float)."""

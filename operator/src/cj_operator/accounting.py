@@ -12,6 +12,8 @@ Rules:
   completed + failed never exceeds submitted.
 - A failed comparison is retried (a new row: new correlation id, attempt + 1) while
   attempt <= maxRetries, unless its error cannot change on a retry (`NON_RETRYABLE`).
+- A result is first checked against the pair of its correlation id (`OpenPair.forgery`): a
+  forged one is not recorded; the consumer dead-letters it.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 from uuid import UUID
 
 from cj_plumbing.backoff import clamp_retry_after, exponential_backoff
@@ -87,8 +90,9 @@ class Outcome(StrEnum):
     UNKNOWN = "unknown"
     MALFORMED = "malformed"
     FORGED = "forged"
-    """Its request_metadata names another batch, pair or essay than its correlation id's pair:
-    not recorded, dead-lettered."""
+    """Its request_metadata names another batch, pair or essay than its correlation id's pair,
+    or it is a verdict that leaves out one of those keys (`OpenPair.forgery`): not recorded,
+    dead-lettered."""
     UNRECORDABLE = "unrecordable"
     """Valid, but the database refused it (a poison record); dead-lettered with the reason."""
 
@@ -110,21 +114,41 @@ class OpenPair:
     essay_a_id: str = ""
     essay_b_id: str = ""
 
-    def forgery(self, result: LLMComparisonResultV1) -> str | None:
-        """Why `result` cannot be this pair's answer, or None: a batch, pair or essay id in its
-        echoed request_metadata that differs from this pair's (absent keys are not judged)."""
-        expected: dict[str, object] = {
+    def identity(self) -> dict[str, Any]:
+        """The `metadata_keys.IDENTITY_KEYS` entries of every request sent for this pair (what
+        `comparison_requests.build_request` puts in its metadata): batch uid, pair id, essay
+        ids."""
+        return {
             metadata_keys.BATCH_ID: self.batch_uid,
             metadata_keys.PAIR_ID: self.pair_id,
             metadata_keys.ESSAY_A_ID: self.essay_a_id,
             metadata_keys.ESSAY_B_ID: self.essay_b_id,
         }
-        for key, want in expected.items():
-            if key in result.request_metadata and str(result.request_metadata[key]) != str(want):
+
+    def forgery(self, result: LLMComparisonResultV1) -> str | None:
+        """Why `result` cannot be this pair's answer, or None.
+
+        Forged: an identity key (`identity`) in its echoed request_metadata whose value
+        differs from this pair's (null included); or, for a verdict (a success result), an
+        identity key it does not echo at all, since every request carried them and workers
+        echo the whole dict. An error event may lack keys: a worker that gives up on an
+        unreadable stream entry echoes only the metadata it could read.
+        """
+        echoed = result.request_metadata
+        identity = self.identity()
+        for key, want in identity.items():
+            if key in echoed and (echoed[key] is None or str(echoed[key]) != str(want)):
                 return (
-                    f"forged: request_metadata.{key} is {result.request_metadata[key]!r}, but "
+                    f"forged: request_metadata.{key} is {echoed[key]!r}, but "
                     f"correlation id {result.correlation_id} belongs to {key} {want!r}"
                 )
+        missing = [key for key in identity if key not in echoed]
+        if missing and result.is_success:
+            return (
+                f"forged: a verdict without request_metadata.{missing[0]}; every request for "
+                f"correlation id {result.correlation_id} carried {missing[0]} "
+                f"{identity[missing[0]]!r}"
+            )
         return None
 
 

@@ -4,22 +4,31 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import aliased
 
 from cj_operator.db import batches, rounds
-from cj_operator.db.models import Batch, ComparisonPair
+from cj_operator.db.models import Batch, ComparisonPair, Essay
 from cj_operator.db.session import Database
 from cj_operator.limits import resolve_limits
 from cj_operator.migrate import upgrade
 from cj_operator.spec import CJBatchSpec
-from common_core import EventEnvelope, LLMComparisonResultV1
+from common_core import EventEnvelope, LLMComparisonResultV1, metadata_keys
 
 
 @dataclass(frozen=True)
 class StoredBatch:
     uid: str
     correlation_ids: list[uuid.UUID]
+    identities: dict[uuid.UUID, dict[str, Any]]
+    """Per correlation id, the identity keys its request carried (what a worker echoes)."""
+
+    def echo(self, cid: uuid.UUID) -> dict[str, Any]:
+        """The request metadata identity a worker echoes for `cid` (keyword arguments of
+        `tests.support.factories.success`)."""
+        return dict(self.identities[cid])
 
 
 async def migrated(database_url: str) -> Database:
@@ -50,17 +59,40 @@ async def stored_batch(db: Database, n_essays: int = 8, pairs: int = 4) -> Store
         batch = await rounds.lock_batch(session, uid)
         assert batch is not None
         await rounds.insert_round(session, batch, 1, chosen)
+    essay_a, essay_b = aliased(Essay), aliased(Essay)
     async with db.sessions() as session:
-        cids = list(
-            (
-                await session.execute(
-                    select(ComparisonPair.correlation_id)
-                    .where(ComparisonPair.batch_uid == uid)
-                    .order_by(ComparisonPair.id)
+        rows = (
+            await session.execute(
+                select(
+                    ComparisonPair.correlation_id,
+                    ComparisonPair.id,
+                    essay_a.essay_id,
+                    essay_b.essay_id,
                 )
-            ).scalars()
-        )
-    return StoredBatch(uid, cids)
+                .join(
+                    essay_a,
+                    (essay_a.batch_uid == ComparisonPair.batch_uid)
+                    & (essay_a.idx == ComparisonPair.essay_a_idx),
+                )
+                .join(
+                    essay_b,
+                    (essay_b.batch_uid == ComparisonPair.batch_uid)
+                    & (essay_b.idx == ComparisonPair.essay_b_idx),
+                )
+                .where(ComparisonPair.batch_uid == uid)
+                .order_by(ComparisonPair.id)
+            )
+        ).all()
+    identities = {
+        cid: {
+            metadata_keys.BATCH_ID: uid,
+            metadata_keys.PAIR_ID: pair_id,
+            metadata_keys.ESSAY_A_ID: a_id,
+            metadata_keys.ESSAY_B_ID: b_id,
+        }
+        for cid, pair_id, a_id, b_id in rows
+    }
+    return StoredBatch(uid, [row[0] for row in rows], identities)
 
 
 async def batch_row(db: Database, uid: str) -> Batch:

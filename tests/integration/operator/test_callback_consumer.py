@@ -20,7 +20,7 @@ from cj_operator.db.callbacks import PostgresCallbackStore
 from cj_operator.db.session import Database
 from cj_operator.kafka_io import CallbackConsumer, CallbackStore, EventPublisher
 from cj_operator.metrics import OperatorMetrics
-from common_core import LLMComparisonResultV1
+from common_core import LLMComparisonResultV1, LLMErrorCode
 from tests.integration.operator.batches import batch_row, envelope, migrated, stored_batch
 from tests.support.devcluster import ClusterEnv
 from tests.support.factories import failure, success
@@ -110,13 +110,13 @@ async def test_consumer_records_counts_and_dead_letters(
     stored = await stored_batch(db, pairs=3)
     a, b, c = stored.correlation_ids
     values = [
-        envelope(success(a)),
+        envelope(success(a, **stored.echo(a))),
         b"this is not json",
-        envelope(success(a)),  # duplicate
+        envelope(success(a, **stored.echo(a))),  # duplicate
         envelope(failure(b)),
         envelope(success(uuid4())),  # unknown correlation id
         b'{"event_type": "x"}',
-        envelope(success(c)),
+        envelope(success(c, **stored.echo(c))),
     ]
     await _produce(cluster, topic, values)
 
@@ -138,7 +138,8 @@ async def test_consumer_records_counts_and_dead_letters(
 
         # Keeps going after the malformed ones: a later event is recorded too.
         more = await stored_batch(db, pairs=1)
-        await _produce(cluster, topic, [envelope(success(more.correlation_ids[0]))])
+        (later,) = more.correlation_ids
+        await _produce(cluster, topic, [envelope(success(later, **more.echo(later)))])
 
         async def recorded() -> bool:
             return (await batch_row(db, more.uid)).completed == 1
@@ -171,7 +172,9 @@ async def test_offsets_are_committed_only_after_the_database_commit(
                 raise ConnectionError("database went away")
             return await PostgresCallbackStore(db).record(results)
 
-    await _produce(cluster, topic, [envelope(success(c)) for c in stored.correlation_ids])
+    await _produce(
+        cluster, topic, [envelope(success(c, **stored.echo(c))) for c in stored.correlation_ids]
+    )
     async with running_consumer(cluster, topic, dlq, group, Flaky()) as (_, metrics, _t):
 
         async def tried_twice() -> bool:
@@ -207,9 +210,9 @@ async def test_a_restarted_consumer_does_not_count_again(
     group = unique_name("cj-operator-test-")
     stored = await stored_batch(db, pairs=2)
     first, second = stored.correlation_ids
-    await _produce(cluster, topic, [envelope(success(first))])
+    await _produce(cluster, topic, [envelope(success(first, **stored.echo(first)))])
 
-    for value, expected in ((None, 1), (envelope(success(second)), 2)):
+    for value, expected in ((None, 1), (envelope(success(second, **stored.echo(second))), 2)):
         if value is not None:
             await _produce(cluster, topic, [value])
         async with running_consumer(cluster, topic, dlq, group, PostgresCallbackStore(db)) as (
@@ -248,10 +251,10 @@ async def test_out_of_range_or_unstorable_results_do_not_jam_the_consumer(
     stored = await stored_batch(db, pairs=4)
     a, b, c, d = stored.correlation_ids
     values = [
-        _hostile(success(a), response_time_ms=3_000_000_000),
-        _hostile(success(b), justification="fine\x00then not"),
-        _hostile(success(c), model="m" * 201),
-        envelope(success(d)),
+        _hostile(success(a, **stored.echo(a)), response_time_ms=3_000_000_000),
+        _hostile(success(b, **stored.echo(b)), justification="fine\x00then not"),
+        _hostile(success(c, **stored.echo(c)), model="m" * 201),
+        envelope(success(d, **stored.echo(d))),
     ]
     await _produce(cluster, topic, values)
     async with running_consumer(cluster, topic, dlq, group, PostgresCallbackStore(db)) as (
@@ -299,7 +302,10 @@ async def test_a_record_the_database_refuses_is_dead_lettered_and_the_rest_recor
                 ]
             )
 
-    values = [envelope(success(poisoned)), *(envelope(failure(cid)) for cid in healthy)]
+    values = [
+        envelope(success(poisoned, **stored.echo(poisoned))),
+        *(envelope(failure(cid)) for cid in healthy),
+    ]
     await _produce(cluster, topic, values)
     async with running_consumer(cluster, topic, dlq, group, ContractGap()) as (_, metrics, _t):
         await _until_committed(
@@ -325,8 +331,10 @@ async def test_a_verdict_naming_another_pair_is_dead_lettered_as_forged(
     group = unique_name("cj-operator-test-")
     stored = await stored_batch(db, pairs=2)
     target, honest = stored.correlation_ids
-    forged = envelope(success(target, batch_id=stored.uid, essay_a_id="e7", essay_b_id="e6"))
-    await _produce(cluster, topic, [forged, envelope(success(honest, batch_id=stored.uid))])
+    forged = envelope(
+        success(target, **{**stored.echo(target), "essay_a_id": "e7", "essay_b_id": "e6"})
+    )
+    await _produce(cluster, topic, [forged, envelope(success(honest, **stored.echo(honest)))])
     async with running_consumer(cluster, topic, dlq, group, PostgresCallbackStore(db)) as (
         _,
         metrics,
@@ -342,3 +350,43 @@ async def test_a_verdict_naming_another_pair_is_dead_lettered_as_forged(
     dead = await collect_records(cluster.kafka_bootstrap_servers, dlq, 1, within=10, settle=1.0)
     assert dead[0].value == forged
     assert dict(dead[0].headers)["cj-dlq-reason"].startswith(b"forged: request_metadata.essay_a_id")
+
+
+async def test_a_verdict_that_omits_the_request_metadata_is_dead_lettered_as_forged(
+    cluster: ClusterEnv, kafka_topic: TopicFactory, db: Database
+) -> None:
+    """A forger who knows open correlation ids but leaves the metadata keys out (all of them,
+    or only the pair id) is dead-lettered like one who names other essays; an honest verdict
+    and a worker's give-up error event that echoes no metadata are recorded."""
+    topic = await kafka_topic("callbacks")
+    dlq = await kafka_topic("dlq")
+    group = unique_name("cj-operator-test-")
+    stored = await stored_batch(db, pairs=4)
+    bare, no_pair, honest, give_up = stored.correlation_ids
+    without_pair = {k: v for k, v in stored.echo(no_pair).items() if k != "pair_id"}
+    values = [
+        envelope(success(bare)),
+        envelope(success(no_pair, **without_pair)),
+        envelope(success(honest, **stored.echo(honest))),
+        envelope(failure(give_up, LLMErrorCode.INTERNAL_ERROR)),  # echoes {}
+    ]
+    await _produce(cluster, topic, values)
+    async with running_consumer(cluster, topic, dlq, group, PostgresCallbackStore(db)) as (
+        _,
+        metrics,
+        _t,
+    ):
+        await _until_committed(
+            cluster, topic, group, len(values), "offsets committed past the forged verdicts"
+        )
+        assert _metric(metrics, "cj_operator_callbacks_total", outcome="forged") == 2
+        assert _metric(metrics, "cj_operator_callbacks_total", outcome="success") == 1
+        assert _metric(metrics, "cj_operator_callbacks_total", outcome="failure") == 1
+        assert _metric(metrics, "cj_operator_dead_letters_total") == 2
+    batch = await batch_row(db, stored.uid)
+    assert (batch.completed, batch.failed) == (1, 1), "a verdict without metadata counted"
+    dead = await collect_records(cluster.kafka_bootstrap_servers, dlq, 2, within=10, settle=1.0)
+    assert [r.value for r in dead] == values[:2]
+    reasons = [dict(r.headers)["cj-dlq-reason"].decode() for r in dead]
+    assert reasons[0].startswith("forged: a verdict without request_metadata.batch_id")
+    assert reasons[1].startswith("forged: a verdict without request_metadata.pair_id")

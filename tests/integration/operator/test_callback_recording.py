@@ -24,14 +24,16 @@ async def test_recording_is_idempotent(database_url: str) -> None:
         a, b, c, _ = stored.correlation_ids
         first = await PostgresCallbackStore(db).record(
             [
-                success(a, cost=0.5),
+                success(a, cost=0.5, **stored.echo(a)),
                 failure(b),
-                success(a),
-                success(c, EssayComparisonWinner.ESSAY_B),
+                success(a, **stored.echo(a)),
+                success(c, EssayComparisonWinner.ESSAY_B, **stored.echo(c)),
             ],
         )
         assert first.outcomes == {Outcome.SUCCESS: 2, Outcome.FAILURE: 1, Outcome.DUPLICATE: 1}
-        again = await PostgresCallbackStore(db).record([success(a), failure(b), success(c)])
+        again = await PostgresCallbackStore(db).record(
+            [success(a, **stored.echo(a)), failure(b), success(c, **stored.echo(c))]
+        )
         assert again.outcomes == {Outcome.DUPLICATE: 3}
         batch = await batch_row(db, stored.uid)
         assert (batch.submitted, batch.completed, batch.failed) == (4, 2, 1)
@@ -55,7 +57,9 @@ async def test_concurrent_callbacks_for_one_batch_are_counted_exactly(database_u
         stored = await stored_batch(db, n_essays=40, pairs=300)
         rng = random.Random(7)
         results = [
-            success(cid) if i % 5 else failure(cid, LLMErrorCode.CONTENT_TOO_LONG)
+            success(cid, **stored.echo(cid))
+            if i % 5
+            else failure(cid, LLMErrorCode.CONTENT_TOO_LONG)
             for i, cid in enumerate(stored.correlation_ids)
         ]
         deliveries = results * 3  # every callback delivered three times
@@ -101,9 +105,59 @@ async def test_late_callbacks_after_overdue_are_stale(database_url: str) -> None
             batch_row_locked = await rounds.lock_batch(session, stored.uid)
             assert batch_row_locked is not None
             assert await rounds.close_overdue(session, batch_row_locked, cutoff) == 2
-        plan = await PostgresCallbackStore(db).record([success(c) for c in stored.correlation_ids])
+        plan = await PostgresCallbackStore(db).record(
+            [success(c, **stored.echo(c)) for c in stored.correlation_ids]
+        )
         assert plan.outcomes == {Outcome.STALE: 2}
         batch = await batch_row(db, stored.uid)
         assert (batch.submitted, batch.completed, batch.failed) == (2, 0, 2)
+    finally:
+        await db.dispose()
+
+
+async def test_a_verdict_without_the_request_metadata_is_forged_and_not_recorded(
+    database_url: str,
+) -> None:
+    """A forger who knows an open correlation id but leaves out (or nulls) the metadata keys
+    the operator sent is caught like one who names another pair; an error event that echoes
+    only part of the metadata (a worker's give-up event) is still recorded."""
+    db = await migrated(database_url)
+    try:
+        stored = await stored_batch(db, pairs=5)
+        bare, no_pair, nulled, honest, give_up = stored.correlation_ids
+        partial = {k: v for k, v in stored.echo(no_pair).items() if k != "pair_id"}
+        results = [
+            success(bare, EssayComparisonWinner.ESSAY_B),
+            success(no_pair, **partial),
+            success(nulled, **{**stored.echo(nulled), "essay_b_id": None}),
+            success(honest, **stored.echo(honest)),
+            failure(give_up).model_copy(update={"request_metadata": {"batch_id": stored.uid}}),
+        ]
+        plan = await PostgresCallbackStore(db).record(results)
+        assert plan.outcomes == {Outcome.FORGED: 3, Outcome.SUCCESS: 1, Outcome.FAILURE: 1}
+        reasons = {r.correlation_id: why for r, why in plan.forged}
+        assert reasons[bare].startswith("forged: a verdict without request_metadata.batch_id")
+        assert reasons[no_pair].startswith("forged: a verdict without request_metadata.pair_id")
+        assert reasons[nulled].startswith("forged: request_metadata.essay_b_id is None")
+        batch = await batch_row(db, stored.uid)
+        assert (batch.submitted, batch.completed, batch.failed) == (5, 1, 1)
+        async with db.sessions() as session:
+            status = dict(
+                (
+                    await session.execute(
+                        select(ComparisonPair.correlation_id, ComparisonPair.status).where(
+                            ComparisonPair.batch_uid == stored.uid
+                        )
+                    )
+                ).all()
+            )
+        assert [status[c] for c in (bare, no_pair, nulled)] == [PairStatus.PENDING] * 3
+        assert (status[honest], status[give_up]) == (PairStatus.SUCCEEDED, PairStatus.FAILED)
+        # The honest answers for the forged-at pairs still count when they come.
+        later = await PostgresCallbackStore(db).record(
+            [success(c, **stored.echo(c)) for c in (bare, no_pair, nulled)]
+        )
+        assert later.outcomes == {Outcome.SUCCESS: 3}
+        assert (await batch_row(db, stored.uid)).completed == 4
     finally:
         await db.dispose()

@@ -208,7 +208,7 @@ class Harness:
                 if len(r.essay_a) >= len(r.essay_b)
                 else EssayComparisonWinner.ESSAY_B
             )
-            results.append(success(r.correlation_id, winner, cost=cost))
+            results.append(success(r.correlation_id, winner, cost=cost, **r.metadata))
         await PostgresCallbackStore(self.db, retry_backoff_seconds=backoff).record(results)
         return len(results)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
@@ -15,7 +17,9 @@ from cj_operator.accounting import (
     retry_delay,
     should_retry,
 )
-from common_core import EssayComparisonWinner, LLMComparisonResultV1, LLMErrorCode
+from cj_workers.results import poison_result
+from cj_workers.worker.poison import poison_target
+from common_core import EssayComparisonWinner, LLMComparisonResultV1, LLMErrorCode, LLMProviderType
 from tests.support.factories import failure, success
 
 
@@ -29,7 +33,27 @@ def _pair(
     max_retries: int = 3,
     finished: bool = False,
 ) -> OpenPair:
-    return OpenPair(pair_id, batch, open_, overdue, attempt, max_retries, finished)
+    return OpenPair(
+        pair_id,
+        batch,
+        open_,
+        overdue,
+        attempt,
+        max_retries,
+        finished,
+        essay_a_id=f"e{pair_id}",
+        essay_b_id=f"e{pair_id + 1}",
+    )
+
+
+def _verdict(
+    cid: UUID,
+    pair: OpenPair,
+    winner: EssayComparisonWinner = EssayComparisonWinner.ESSAY_A,
+    **kw: Any,
+) -> LLMComparisonResultV1:
+    """A success result for `pair` echoing the request metadata a worker echoes."""
+    return success(cid, winner, **kw, **pair.identity())
 
 
 @pytest.mark.parametrize(
@@ -58,9 +82,9 @@ def test_success_and_failure_are_recorded_and_counted_per_batch() -> None:
     pairs = {a: _pair(1), b: _pair(2), c: _pair(3, "b2")}
     plan = plan_poll(
         [
-            success(a, cost=0.5, tokens=(10, 5)),
+            _verdict(a, pairs[a], cost=0.5, tokens=(10, 5)),
             failure(b, cost=0.25),
-            success(c, EssayComparisonWinner.ESSAY_B),
+            _verdict(c, pairs[c], EssayComparisonWinner.ESSAY_B),
         ],
         pairs,
     )
@@ -80,7 +104,7 @@ def test_success_and_failure_are_recorded_and_counted_per_batch() -> None:
 
 def test_a_callback_counts_once_even_twice_in_one_poll() -> None:
     a = uuid4()
-    plan = plan_poll([success(a), success(a), failure(a)], {a: _pair(1)})
+    plan = plan_poll([_verdict(a, _pair(1)), _verdict(a, _pair(1)), failure(a)], {a: _pair(1)})
     assert len(plan.updates) == 1
     assert plan.deltas["b1"].completed == 1
     assert plan.deltas["b1"].failed == 0
@@ -89,14 +113,12 @@ def test_a_callback_counts_once_even_twice_in_one_poll() -> None:
 
 def test_answered_pairs_give_duplicates_and_closed_ones_stale() -> None:
     answered, overdue, finished = uuid4(), uuid4(), uuid4()
-    plan = plan_poll(
-        [success(answered), success(overdue), success(finished)],
-        {
-            answered: _pair(1, open_=False),
-            overdue: _pair(2, open_=False, overdue=True),
-            finished: _pair(3, finished=True),
-        },
-    )
+    pairs = {
+        answered: _pair(1, open_=False),
+        overdue: _pair(2, open_=False, overdue=True),
+        finished: _pair(3, finished=True),
+    }
+    plan = plan_poll([_verdict(cid, pair) for cid, pair in pairs.items()], pairs)
     assert plan.updates == []
     assert plan.deltas == {}
     assert plan.outcomes == {Outcome.DUPLICATE: 1, Outcome.STALE: 2}
@@ -120,10 +142,74 @@ def test_results_naming_another_pair_are_forged_and_not_recorded() -> None:
     assert [(r.correlation_id, "essay_b_id is 'e9'" in why) for r, why in plan.forged] == [
         (other, True)
     ]
-    # Another batch's id in the metadata is forged too; absent keys are not judged.
-    elsewhere = success(cid, batch_id="b2")
+    # Another batch's id in the metadata is forged too.
+    elsewhere = _verdict(cid, pair).model_copy(
+        update={"request_metadata": {**pair.identity(), "batch_id": "b2"}}
+    )
     assert plan_poll([elsewhere], {cid: pair}).outcomes == {Outcome.FORGED: 1}
-    assert plan_poll([success(cid)], {cid: pair}).outcomes == {Outcome.SUCCESS: 1}
+    assert plan_poll([_verdict(cid, pair)], {cid: pair}).outcomes == {Outcome.SUCCESS: 1}
+
+
+@pytest.mark.parametrize("key", ["batch_id", "pair_id", "essay_a_id", "essay_b_id"])
+def test_a_verdict_that_omits_or_nulls_an_identity_key_is_forged(key: str) -> None:
+    cid = uuid4()
+    pair = _pair(7)
+    echoed: dict[str, Any] = {**pair.identity(), "round": 1, "attempt": 1}
+    omitted = success(cid, **{k: v for k, v in echoed.items() if k != key})
+    nulled = success(cid, **{**echoed, key: None})
+    for forged, why in ((omitted, f"a verdict without request_metadata.{key}"), (nulled, "None")):
+        plan = plan_poll([forged], {cid: pair})
+        assert plan.outcomes == {Outcome.FORGED: 1}
+        assert plan.updates == [] and plan.deltas == {}
+        assert why in plan.forged[0][1] and key in plan.forged[0][1]
+
+
+def test_a_verdict_without_any_metadata_is_forged_and_the_honest_answer_still_counts() -> None:
+    cid = uuid4()
+    pair = _pair(7)
+    plan = plan_poll([success(cid), _verdict(cid, pair)], {cid: pair})
+    assert plan.outcomes == {Outcome.FORGED: 1, Outcome.SUCCESS: 1}
+    assert plan.forged[0][1].startswith("forged: a verdict without request_metadata.batch_id")
+    assert len(plan.updates) == 1 and plan.deltas["b1"].completed == 1
+
+
+@pytest.mark.parametrize(
+    "echoed",
+    [{}, {"batch_id": "b1"}, {"pair_id": 7, "essay_b_id": "e8"}, {"unrelated": "x"}],
+)
+def test_an_error_event_may_echo_part_of_the_metadata(echoed: dict[str, object]) -> None:
+    cid = uuid4()
+    error = failure(cid).model_copy(update={"request_metadata": echoed})
+    plan = plan_poll([error], {cid: _pair(7)})
+    assert plan.outcomes == {Outcome.FAILURE: 1}
+    assert plan.deltas["b1"].failed == 1
+
+
+@pytest.mark.parametrize("echoed", [{"batch_id": "b2"}, {"pair_id": 8}, {"essay_a_id": None}])
+def test_an_error_event_naming_another_pair_is_still_forged(echoed: dict[str, object]) -> None:
+    cid = uuid4()
+    error = failure(cid).model_copy(update={"request_metadata": echoed})
+    assert plan_poll([error], {cid: _pair(7)}).outcomes == {Outcome.FORGED: 1}
+
+
+def test_the_workers_give_up_event_with_unreadable_metadata_is_recorded() -> None:
+    """A stream entry the workers gave up on, whose metadata is not a JSON object: its
+    INTERNAL_ERROR event echoes no metadata and must still close the pair as failed."""
+    cid = uuid4()
+    payload = json.dumps(
+        {
+            "correlation_id": str(cid),
+            "callback_topic": "huleedu.llm_provider.comparison_result.v1",
+            "request_data": {"metadata": "not an object"},
+        }
+    ).encode()
+    target = poison_target(payload, LLMProviderType.MOCK, {})
+    assert target is not None
+    event = poison_result(**target[1], deliveries=6, limit=5, service="w")
+    assert event.request_metadata == {}
+    plan = plan_poll([event], {cid: _pair(7)})
+    assert plan.outcomes == {Outcome.FAILURE: 1}
+    assert [u.pair_id for u in plan.updates] == [7] and plan.deltas["b1"].failed == 1
 
 
 def test_retry_delay_doubles_per_attempt_and_honours_retry_after() -> None:
@@ -165,7 +251,9 @@ def test_last_attempt_failure_is_final() -> None:
 def test_completed_plus_failed_never_exceeds_open_pairs() -> None:
     ids = [uuid4() for _ in range(20)]
     pairs = {cid: _pair(i, open_=i % 3 != 0) for i, cid in enumerate(ids)}
-    results = [success(cid) if i % 2 else failure(cid) for i, cid in enumerate(ids * 3)]
+    results = [
+        _verdict(cid, pairs[cid]) if i % 2 else failure(cid) for i, cid in enumerate(ids * 3)
+    ]
     plan = plan_poll(results, pairs)
     open_count = sum(1 for p in pairs.values() if p.open)
     delta = plan.deltas["b1"]

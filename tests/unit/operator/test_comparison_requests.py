@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from uuid import uuid4
 
+from cj_operator.accounting import OpenPair
 from cj_operator.comparison_requests import EssayRecord, PairToSend, build_request, llm_overrides
 from cj_operator.spec import Judge
 from common_core import LLMProviderType, metadata_keys
@@ -57,3 +58,14 @@ def test_request_fields_and_metadata() -> None:
 def test_unset_judge_sends_no_overrides() -> None:
     assert llm_overrides(Judge()) is None
     assert llm_overrides(Judge(temperature=0.5)) is not None
+
+
+def test_every_request_carries_the_identity_a_verdict_is_checked_against() -> None:
+    """What accounting requires a verdict to echo is exactly what every request sends."""
+    pair = _pair()
+    request = build_request(
+        pair, batch_uid="uid-1", user_prompt="p", judge=Judge(), callback_topic="t.cb"
+    )
+    stored = OpenPair(42, "uid-1", True, False, 2, 3, False, essay_a_id="s1", essay_b_id="s2")
+    assert set(metadata_keys.IDENTITY_KEYS) == set(stored.identity())
+    assert {k: request.metadata[k] for k in metadata_keys.IDENTITY_KEYS} == stored.identity()

@@ -6,6 +6,7 @@ worker's retry, rate-limit and circuit-breaker logic sits around it and is the s
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -49,11 +50,26 @@ class JudgeAnswer:
     completion_tokens: int = 0
 
 
+RETRY_AFTER_MAX_SECONDS = 3600.0
+"""Longest Retry-After a worker reports (one hour): a provider's longer answer is reported as
+this, so a consumer is never told to park a comparison for days."""
+
+
+def bounded_retry_after(seconds: float | None) -> float | None:
+    """`seconds` rounded to milliseconds and capped at `RETRY_AFTER_MAX_SECONDS`; None for
+    None, NaN, an infinity or a negative number (a garbage hint is ignored, not guessed at)."""
+    if seconds is None or not math.isfinite(seconds) or seconds < 0:
+        return None
+    return round(min(seconds, RETRY_AFTER_MAX_SECONDS), 3)
+
+
 class JudgeError(Exception):
     """A call that gave no usable verdict.
 
     `retryable`: another attempt may succeed (429, 5xx, timeouts, connection errors).
-    `retry_after`: seconds the provider asked us to wait (Retry-After), if it said.
+    `retry_after`: seconds the provider asked us to wait (Retry-After), if it said, bounded by
+    `bounded_retry_after`; it is also put in `details["retry_after_seconds"]` (unless the
+    caller set that key), which the error event carries to the operator.
     `provider_fault`: counts towards the provider's circuit breaker (5xx, timeouts,
     connection errors), as opposed to faults of the request or the answer.
     """
@@ -74,9 +90,11 @@ class JudgeError(Exception):
         self.code = code
         self.message = message
         self.retryable = retryable
-        self.retry_after = retry_after
+        self.retry_after = bounded_retry_after(retry_after)
         self.provider_fault = provider_fault
         self.details: dict[str, Any] = dict(details or {})
+        if self.retry_after is not None:
+            self.details.setdefault("retry_after_seconds", self.retry_after)
         self.prompt_tokens = prompt_tokens
         self.completion_tokens = completion_tokens
 

@@ -11,7 +11,7 @@ from email.utils import parsedate_to_datetime
 import anthropic
 import openai
 
-from cj_workers.providers.base import JudgeError
+from cj_workers.providers.base import JudgeError, bounded_retry_after
 from common_core import LLMErrorCode
 
 _TOO_LONG = re.compile(
@@ -25,28 +25,34 @@ _BAD_BODY = (anthropic.APIResponseValidationError, openai.APIResponseValidationE
 
 
 def parse_retry_after(headers: Mapping[str, str], now: datetime | None = None) -> float | None:
-    """Seconds to wait from `retry-after-ms`, or `Retry-After` (seconds or an HTTP date).
+    """Seconds to wait from `retry-after-ms`, or `Retry-After` (seconds or an HTTP date, RFC
+    9110 section 10.2.3), bounded by `bounded_retry_after` (at most 3600 s).
 
-    Returns None when absent or unreadable; never negative.
+    Returns None when absent or unreadable (garbage, NaN, infinite or negative); an
+    unreadable `retry-after-ms` falls back to `Retry-After`; a date in the past is 0.
     """
     ms = headers.get("retry-after-ms")
     if ms is not None:
         try:
-            return max(0.0, float(ms) / 1000)
+            parsed = bounded_retry_after(float(ms) / 1000)
         except ValueError:
-            pass
+            parsed = None
+        if parsed is not None:
+            return parsed
     value = headers.get("retry-after")
     if value is None:
         return None
     try:
-        return max(0.0, float(value))
+        return bounded_retry_after(float(value))
     except ValueError:
         pass
     try:
         when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, IndexError):
         return None
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+    if when.tzinfo is None:  # "-0000" or an obsolete zone: RFC 5322 says UTC
+        when = when.replace(tzinfo=UTC)
+    return bounded_retry_after(max(0.0, (when - (now or datetime.now(UTC))).total_seconds()))
 
 
 def _status_error(exc: anthropic.APIStatusError | openai.APIStatusError) -> JudgeError:
@@ -101,7 +107,8 @@ def _status_error(exc: anthropic.APIStatusError | openai.APIStatusError) -> Judg
 def judge_error_from_sdk(exc: Exception) -> JudgeError:
     """The JudgeError for an exception raised by an SDK call.
 
-    429 -> PROVIDER_RATE_LIMIT (retryable, Retry-After honoured); timeouts -> PROVIDER_TIMEOUT;
+    429 -> PROVIDER_RATE_LIMIT (retryable, Retry-After honoured and reported as
+    `details["retry_after_seconds"]`, as for 5xx); timeouts -> PROVIDER_TIMEOUT;
     connection failures, 503 and 529 -> PROVIDER_UNAVAILABLE; other 5xx -> PROVIDER_API_ERROR
     (all retryable); 413 or "too long" 400 -> CONTENT_TOO_LONG; 401/403/404 -> INVALID_CONFIG;
     an unparseable response body -> PARSING_ERROR; other 4xx -> PROVIDER_API_ERROR.

@@ -24,7 +24,7 @@ from cj_plumbing.breaker import CircuitBreaker
 from cj_workers.manifest import ModelManifest
 from cj_workers.metrics import WorkerMetrics
 from cj_workers.providers.base import Judge, JudgeAnswer, JudgeCall, JudgeError
-from cj_workers.providers.prompt import DEFAULT_SYSTEM_PROMPT, build_user_message, estimate_tokens
+from cj_workers.providers.prompt import build_user_message, estimate_tokens, system_prompt
 from cj_workers.ratelimit import Reservation
 from cj_workers.results import error_result, success_result
 from cj_workers.settings import WorkerSettings
@@ -196,7 +196,7 @@ class RequestProcessor:
             correlation_id=queued.correlation_id,
             provider=provider,
             model=model,
-            system_prompt=(o.system_prompt_override if o else None) or DEFAULT_SYSTEM_PROMPT,
+            system_prompt=system_prompt(o.system_prompt_override if o else None),
             user_message=build_user_message(req.user_prompt, req.essay_a, req.essay_b),
             user_prompt=req.user_prompt,
             essay_a=req.essay_a,
@@ -258,7 +258,6 @@ class RequestProcessor:
             if not last.retryable or attempt == self._s.max_attempts:
                 break
             if last.retry_after is not None and last.retry_after > self._s.retry_after_max_seconds:
-                last.details["retry_after_seconds"] = last.retry_after
                 break
             delay = (
                 last.retry_after
