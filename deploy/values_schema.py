@@ -45,6 +45,7 @@ _PROVIDER_SHARED = frozenset(
         "CJ_KAFKA_TOPIC_PARTITIONS",
         "CJ_KAFKA_TOPIC_REPLICATION_FACTOR",
         "CJ_KAFKA_TOPIC_MIN_INSYNC_REPLICAS",
+        "CJ_ENABLED_PROVIDERS",
     }
 )
 
@@ -362,7 +363,17 @@ def build_schema() -> Schema:
                             "annotations": STRING_MAP,
                         }
                     ),
-                    "authToken": secret_ref("Secret with the API bearer token"),
+                    "authToken": obj(
+                        {
+                            "enabled": BOOL,
+                            "existingSecret": {
+                                **OPTIONAL_NAME,
+                                "description": "Secret with the API bearer token (empty: "
+                                "generated)",
+                            },
+                            "key": SECRET_KEY,
+                        }
+                    ),
                     "queueHighWater": integer(minimum=1),
                     "queueLowWater": integer(minimum=0),
                     "callbackTopics": TOPIC_LIST,
@@ -376,6 +387,12 @@ def build_schema() -> Schema:
                     **pod_fields(),
                 }
             ),
+            "enabledProviders": {
+                "type": "array",
+                "items": string(enum=providers),
+                "minItems": 1,
+                "uniqueItems": True,
+            },
             "worker": obj(
                 {
                     "replicas": integer(minimum=0),

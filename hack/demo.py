@@ -62,6 +62,9 @@ def _start_stack(cluster: devcluster.ClusterEnv) -> None:
         # Only the demo's namespace: tests may share this cluster with their own operators.
         namespace=NAMESPACE,
         workers=2,
+        # The processes' own judges (CJ_ENABLED_PROVIDERS unset, or exported by the user):
+        # the demo's offline judge is one; the test judges mock and simulated are not.
+        enabled_providers=None,
     )
     app_dir.mkdir(parents=True, exist_ok=True)
     _say(f"starting the provider API, two workers and the operator (logs in {app_dir})")

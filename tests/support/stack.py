@@ -21,6 +21,7 @@ import redis.asyncio as aioredis
 
 from cj_workers.keys import RedisKeys
 from cj_workers.queue import RequestQueue
+from common_core import LLMProviderType
 from tests.support.devcluster import ClusterEnv
 from tests.support.kube import kubectl
 from tests.support.processes import ManagedProcess, free_port
@@ -28,6 +29,8 @@ from tests.support.processes import ManagedProcess, free_port
 BIN = Path(sys.executable).parent
 ANY_TOPIC = r"^[A-Za-z0-9._-]+$"
 """Callback topic pattern that accepts every legal Kafka topic name."""
+ALL_PROVIDERS = tuple(p.value for p in LLMProviderType)
+"""CJ_ENABLED_PROVIDERS of a test stack: every judge, the test judges included."""
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,9 @@ class StackConfig:
     - `create_topics` false: the processes create no topics (the test made them).
     - The API allows `callback_topic` and topics matching `callback_topic_pattern`, and refuses
       the completion and dead-letter topics.
+    - `enabled_providers` is the provider side's CJ_ENABLED_PROVIDERS: every judge by
+      default, as tests and benchmarks use the `mock` and `simulated` judges (off in the
+      processes' own default); None leaves the processes' default (`make demo` does).
     - `provider_env` adds settings of the API and the workers (e.g. the judge's), `worker_env`
       of the workers only, `operator_env` of the operator.
     """
@@ -61,6 +67,7 @@ class StackConfig:
     provider_api_url: str | None = None
     create_topics: bool = True
     callback_topic_pattern: str = ANY_TOPIC
+    enabled_providers: tuple[str, ...] | None = ALL_PROVIDERS
     provider_env: Mapping[str, str] = field(default_factory=dict)
     worker_env: Mapping[str, str] = field(default_factory=dict)
     operator_env: Mapping[str, str] = field(default_factory=dict)
@@ -92,6 +99,11 @@ class StackConfig:
             "CJ_API_CALLBACK_TOPIC_PATTERN": self.callback_topic_pattern,
             "CJ_API_REFUSED_CALLBACK_TOPICS": json.dumps(
                 [t for t in (self.completion_topic, self.dead_letter_topic) if t]
+            ),
+            **(
+                {}
+                if self.enabled_providers is None
+                else {"CJ_ENABLED_PROVIDERS": json.dumps(list(self.enabled_providers))}
             ),
             **self.provider_env,
         }

@@ -212,12 +212,27 @@ imagePullSecrets:
 {{- end }}
 {{- end }}
 
+{{/* Name of the Secret holding the provider API's bearer token: the named one, else the
+generated `<fullname>-provider-api-token`; empty when authentication is off. */}}
+{{- define "cj.authToken.secretName" -}}
+{{- $a := .Values.providerApi.authToken -}}
+{{- if $a.enabled }}
+{{- default (printf "%s-provider-api-token" (include "cj.fullname" .)) $a.existingSecret }}
+{{- end }}
+{{- end }}
+
+{{/* CJ_ENABLED_PROVIDERS of the API and the workers (they must agree). */}}
+{{- define "cj.env.enabledProviders" -}}
+- name: CJ_ENABLED_PROVIDERS
+  value: {{ .Values.enabledProviders | toJson | quote }}
+{{- end }}
+
 {{/* The operator's own settings (names from operator/src/cj_operator/settings.py). */}}
 {{- define "cj.env.operator" -}}
 {{- $c := .Values.operator -}}
 - name: CJ_OPERATOR_PROVIDER_API_URL
   value: {{ include "cj.providerApiUrl" . | quote }}
-{{- with .Values.providerApi.authToken.existingSecret }}
+{{- with include "cj.authToken.secretName" . }}
 - name: CJ_OPERATOR_PROVIDER_API_TOKEN
   valueFrom:
     secretKeyRef:

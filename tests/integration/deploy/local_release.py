@@ -8,9 +8,10 @@ container command and the environment the kubelet would give it: literal values,
 
 from __future__ import annotations
 
+import base64
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,6 +46,16 @@ def resolve_env(container: Obj, secret: SecretLookup, pod_name: str) -> dict[str
         else:
             raise AssertionError(f"the local run does not support env source {ref}")
     return env
+
+
+def rendered_secrets(objects: Sequence[Obj]) -> dict[tuple[str, str], str]:
+    """The Secrets the chart itself renders (the generated API token), by (name, key)."""
+    return {
+        (o["metadata"]["name"], key): base64.b64decode(value).decode()
+        for o in objects
+        if o["kind"] == "Secret"
+        for key, value in (o.get("data") or {}).items()
+    }
 
 
 @dataclass

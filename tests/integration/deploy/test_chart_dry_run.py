@@ -22,6 +22,16 @@ CASES: dict[str, tuple[dict[str, object], list[Path]]] = {
     "all-on": ({}, [ALL_ON_VALUES]),
     "hpa": ({"worker.autoscaling.hpa.enabled": True, "migrations.mode": "none"}, []),
     "kind-values": ({}, [REPO_ROOT / "deploy" / "kind" / "values.yaml"]),
+    # The safe defaults turned off (authentication, NetworkPolicies) and the test judges on.
+    "unsafe-opt-outs": (
+        {
+            "providerApi.authToken.enabled": False,
+            "networkPolicy.enabled": False,
+            "enabledProviders": ["offline", "mock", "simulated"],
+            "worker.defaultProvider": "mock",
+        },
+        [],
+    ),
 }
 
 

@@ -1,4 +1,6 @@
-"""`helm install` into the local cluster creates the chart's objects; `helm uninstall` removes them.
+"""`helm install` into the local cluster creates the chart's objects, with its safe defaults
+(a generated provider API token read by the API and the operator, NetworkPolicies); `helm
+upgrade` keeps the token; `helm uninstall` removes them.
 
 The cluster has no kubelet or job controller, so the test plays their part for the
 migration hook Job: it runs the Job's container command locally, with the Job's environment
@@ -46,6 +48,8 @@ class JobController:
         self.cluster = cluster
         self.namespace = namespace
         self.ran: dict[str, subprocess.CompletedProcess[str]] = {}
+        self.runs = 0
+        self._seen: set[str] = set()  # Job uids: a hook Job re-created on upgrade runs again
         self.errors: list[str] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
@@ -65,7 +69,8 @@ class JobController:
                     kubectl(self.cluster, "get", "jobs", "-n", self.namespace, "-o", "json")
                 )
                 for job in jobs["items"]:
-                    if job["metadata"]["name"] not in self.ran:
+                    if job["metadata"]["uid"] not in self._seen:
+                        self._seen.add(job["metadata"]["uid"])
                         self._run(job)
             except Exception as exc:  # reported by the test, not lost in the thread
                 self.errors.append(repr(exc))
@@ -83,6 +88,7 @@ class JobController:
             timeout=120,
         )
         self.ran[name] = proc
+        self.runs += 1
         if proc.returncode != 0:
             self.errors.append(f"job {name} failed:\n{proc.stdout}\n{proc.stderr}")
             return
@@ -142,6 +148,63 @@ def exists(cluster: ClusterEnv, obj: Obj, namespace: str) -> bool:
     return bool(kubectl(cluster, *args).strip())
 
 
+def stored(cluster: ClusterEnv, kind: str, name: str, namespace: str) -> Obj:
+    """The object as the API server stores it."""
+    obj: Obj = json.loads(kubectl(cluster, "get", kind, name, "-n", namespace, "-o", "json"))
+    return obj
+
+
+def token_secret_of(deployment: Obj, variable: str) -> dict[str, str]:
+    """The secretKeyRef of `variable` in a stored Deployment's (only) container."""
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    (entry,) = [e for e in container["env"] if e["name"] == variable]
+    ref: dict[str, str] = entry["valueFrom"]["secretKeyRef"]
+    return ref
+
+
+def selects(selector: Obj, deployment: Obj) -> bool:
+    """Whether a NetworkPolicy podSelector's matchLabels select the Deployment's pods."""
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    return all(labels.get(k) == v for k, v in selector["matchLabels"].items())
+
+
+def check_safe_defaults(cluster: ClusterEnv, release: str, namespace: str) -> str:
+    """The stored objects carry the chart's safe defaults; returns the generated token (base64).
+
+    The generated token Secret exists and both the API and the operator read it; the API's
+    NetworkPolicy selects the API pods and admits only the operator pods (same namespace).
+    """
+    prefix = f"{release}-cj-operator"
+    secret = stored(cluster, "secret", f"{prefix}-provider-api-token", namespace)
+    token = base64.b64decode(secret["data"]["token"]).decode()
+    assert len(token) == 48 and token.isalnum(), token
+    api = stored(cluster, "deployment", f"{prefix}-provider-api", namespace)
+    operator = stored(cluster, "deployment", f"{prefix}-operator", namespace)
+    worker = stored(cluster, "deployment", f"{prefix}-worker", namespace)
+    ref = {"name": f"{prefix}-provider-api-token", "key": "token"}
+    assert token_secret_of(api, "CJ_API_AUTH_TOKEN") == ref
+    assert token_secret_of(operator, "CJ_OPERATOR_PROVIDER_API_TOKEN") == ref
+
+    policy = stored(cluster, "networkpolicy", f"{prefix}-provider-api", namespace)["spec"]
+    assert policy["policyTypes"] == ["Ingress"]
+    assert selects(policy["podSelector"], api)
+    assert not selects(policy["podSelector"], operator)
+    assert not selects(policy["podSelector"], worker)
+    (rule,) = policy["ingress"]
+    (peer,) = rule["from"]
+    assert set(peer) == {"podSelector"}, peer  # this namespace only
+    assert selects(peer["podSelector"], operator)
+    assert not selects(peer["podSelector"], worker)
+    assert not selects(peer["podSelector"], api)
+    assert rule["ports"] == [{"port": "http", "protocol": "TCP"}]
+    for deployment, name in ((operator, "operator"), (worker, "worker")):
+        spec = stored(cluster, "networkpolicy", f"{prefix}-{name}", namespace)["spec"]
+        assert selects(spec["podSelector"], deployment)
+        assert spec["ingress"] == [{"ports": [{"port": "metrics", "protocol": "TCP"}]}]
+    data: str = secret["data"]["token"]
+    return data
+
+
 @pytest.mark.timeout(600)
 def test_install_creates_and_uninstall_removes(
     cluster: ClusterEnv, namespace: str, database_url: str
@@ -165,7 +228,6 @@ def test_install_creates_and_uninstall_removes(
         "database.user": url.username,
         "kafka.bootstrapServers": cluster.kafka_bootstrap_servers,
         "metrics.podAnnotations": True,
-        "networkPolicy.enabled": True,
         "grafana.dashboard.enabled": True,
     }
     env = {"KUBECONFIG": cluster.kubeconfig, "HELM_CACHE_HOME": "/tmp/cj-helm-cache"}
@@ -232,6 +294,34 @@ def test_install_creates_and_uninstall_removes(
     }
     crd = json.loads(kubectl(cluster, "get", "crd", "cjbatches.cj.huleedu.io", "-o", "json"))
     assert crd["metadata"]["annotations"]["meta.helm.sh/release-name"] == release
+
+    # Safe defaults with no value set: a generated API token, NetworkPolicies.
+    token = check_safe_defaults(cluster, release, namespace)
+    # `helm upgrade` (a changed value, the migration hook again) keeps the token: the chart
+    # reads the live Secret back instead of drawing a new one.
+    with JobController(cluster, namespace) as jobs:
+        out = helm(
+            "upgrade",
+            release,
+            str(CHART_DIR),
+            "--namespace",
+            namespace,
+            "--timeout",
+            "3m",
+            *set_args({**values, "providerApi.replicas": 3}),
+            env=env,
+            timeout=400,
+        )
+    assert not jobs.errors, jobs.errors
+    assert jobs.runs == 1, "the pre-upgrade migration hook did not run"
+    assert "REVISION: 2" in out
+    assert (
+        stored(cluster, "deployment", f"{release}-cj-operator-provider-api", namespace)["spec"][
+            "replicas"
+        ]
+        == 3
+    )
+    assert check_safe_defaults(cluster, release, namespace) == token
 
     helm("uninstall", release, "--namespace", namespace, "--timeout", "2m", env=env)
     deadline = time.monotonic() + 60

@@ -8,7 +8,8 @@ local cluster's Kubernetes API, PostgreSQL, Redis and Kafka. Prometheus (Debian 
 with a 1 s scrape and rule interval, targets labelled with the release namespace as the
 Prometheus Operator labels pod targets. The run: a CJBatch of the demo essays judged by the
 `mock` judge (30 % injected failures, 100 ms latency), a burst of direct API requests to build
-a queue, one refused request, and for a few seconds a worker whose Kafka is unreachable (so
+a queue (with the bearer token the chart generated; one request without it is refused with
+401), one refused request, and for a few seconds a worker whose Kafka is unreachable (so
 callback publishing fails). The alert rules are rendered with thresholds every healthy run
 crosses (`for: 0s`), so each alert must fire; their real thresholds are values.
 """
@@ -35,7 +36,7 @@ from aiokafka import AIOKafkaProducer
 from cj_workers.keys import RedisKeys
 from common_core import QueuePriority
 from deploy.dashboard import all_queries
-from tests.integration.deploy.local_release import LocalWorkload, local_workload
+from tests.integration.deploy.local_release import LocalWorkload, local_workload, rendered_secrets
 from tests.support.chart import Obj, one, render
 from tests.support.devcluster import REPO_ROOT, ClusterEnv
 from tests.support.isolation import unique_name
@@ -151,6 +152,7 @@ def chart_values(
         "worker.metricsPort": ports["worker_0"],
         "worker.concurrency": 2,
         "worker.defaultProvider": "mock",
+        "enabledProviders": ["offline", "mock"],
         "worker.settings": {
             "CJ_WORKER_MOCK_ERROR_RATE": "0.3",
             "CJ_WORKER_MOCK_LATENCY_MS": "100",
@@ -285,7 +287,8 @@ def test_prometheus_scrapes_a_run_and_every_query_and_alert_has_data(
         chart_values(cluster, database_url, redis_prefix, namespace, topics, ports, manifest),
         namespace=namespace,
     )
-    secret = lambda name, key: SECRETS[(name, key)]  # noqa: E731
+    secrets = {**SECRETS, **rendered_secrets(objects)}  # + the generated API token
+    secret = lambda name, key: secrets[(name, key)]  # noqa: E731
     operator = local_workload(one(objects, "Deployment", "-operator"), secret, "operator")
     operator.env["KUBECONFIG"] = cluster.kubeconfig  # in a pod: the in-cluster account
     api = local_workload(one(objects, "Deployment", "-provider-api"), secret, "provider-api")
@@ -393,7 +396,15 @@ def test_prometheus_scrapes_a_run_and_every_query_and_alert_has_data(
             time.sleep(0.5)
         assert set(prom.targets_up().values()) == {"up"}, prom.targets_up()
 
-        with httpx.Client(base_url=f"http://127.0.0.1:{ports['api']}", timeout=10) as client:
+        api_url = f"http://127.0.0.1:{ports['api']}"
+        token = api.env["CJ_API_AUTH_TOKEN"]  # the chart's generated Secret, as in a pod
+        assert token == operator.env["CJ_OPERATOR_PROVIDER_API_TOKEN"]
+        anonymous = httpx.post(
+            f"{api_url}/api/v1/comparison", json=comparison_request(topics["callback"], 0)
+        )
+        assert anonymous.status_code == 401, anonymous.text
+        headers = {"Authorization": f"Bearer {token}"}
+        with httpx.Client(base_url=api_url, headers=headers, timeout=10) as client:
             refused = client.post(
                 "/api/v1/comparison", json={"user_prompt": "x", "essay_a": "a", "essay_b": "b"}
             )

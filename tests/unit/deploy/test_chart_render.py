@@ -29,7 +29,6 @@ OPTIONAL_KINDS = {
     "PodMonitor",
     "PrometheusRule",
     "ScaledObject",
-    "NetworkPolicy",
     "ConfigMap",
     "ClusterKopfPeering",
 }
@@ -67,6 +66,9 @@ def test_default_render_has_the_core_objects_and_no_optional_ones(
         "ClusterRoleBinding",
         "PodDisruptionBudget",
         "Job",
+        # Safe defaults: the generated API token and the NetworkPolicies.
+        "Secret",
+        "NetworkPolicy",
     } <= kinds
     assert not kinds & OPTIONAL_KINDS, kinds & OPTIONAL_KINDS
     names = {o["metadata"]["name"] for o in of_kind(default_objects, "Deployment")}
@@ -175,8 +177,12 @@ def _secret_env_entries(objects: list[Obj]) -> list[tuple[str, Obj]]:
 
 
 def test_secrets_only_by_reference(all_on_objects: list[Obj], default_objects: list[Obj]) -> None:
+    # The one Secret the chart ever renders is the API token it generates when none is named.
+    assert [s["metadata"]["name"] for s in of_kind(default_objects, "Secret")] == [
+        "cj-cj-operator-provider-api-token"
+    ]
+    assert not of_kind(all_on_objects, "Secret")
     for objects in (default_objects, all_on_objects):
-        assert not of_kind(objects, "Secret")
         for container, entry in _secret_env_entries(objects):
             assert "value" not in entry, (container, entry)
             assert set(entry["valueFrom"]) == {"secretKeyRef"}, (container, entry)

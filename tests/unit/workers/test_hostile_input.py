@@ -96,6 +96,7 @@ def check(req: LLMComparisonRequest, max_metadata_bytes: int = 64 * 1024) -> obj
         max_metadata_bytes=max_metadata_bytes,
         manifest=ModelManifest.load(None),
         default_provider=None,
+        enabled_providers=list(LLMProviderType),
         operation="submit_comparison",
     )
 

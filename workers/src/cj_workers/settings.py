@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import re
 import socket
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any, Literal
 
@@ -164,6 +165,50 @@ class _Common(BaseSettings):
         return topics
 
 
+TEST_PROVIDERS: frozenset[LLMProviderType] = frozenset(
+    {LLMProviderType.MOCK, LLMProviderType.SIMULATED}
+)
+"""Judges for tests and benchmarks only: `mock` (fault and latency injection chosen by the
+caller) and `simulated` (verdicts from hidden true scores, unrelated to the essays' text)."""
+
+DEFAULT_ENABLED_PROVIDERS: tuple[LLMProviderType, ...] = tuple(
+    p for p in LLMProviderType if p not in TEST_PROVIDERS
+)
+"""CJ_ENABLED_PROVIDERS when unset: every real judge and `offline`; no test judge."""
+
+
+class _Judging(_Common):
+    """Settings of the processes that accept or run judging requests (API and workers)."""
+
+    enabled_providers: tuple[LLMProviderType, ...] = Field(
+        default=DEFAULT_ENABLED_PROVIDERS,
+        min_length=1,
+        validation_alias=_env("CJ_ENABLED_PROVIDERS"),
+        description="Judges this installation offers (JSON list of provider names). The API "
+        "refuses a request naming another one (400 INVALID_CONFIG) and a worker answers a "
+        "queued one with an INVALID_CONFIG error event. Default: anthropic, openai, "
+        "openai_compatible, offline; the test judges `mock` and `simulated` only when listed.",
+    )
+
+    def provider_refusal(self, provider: LLMProviderType) -> str | None:
+        """`provider_refusal(provider, self.enabled_providers)`."""
+        return provider_refusal(provider, self.enabled_providers)
+
+
+def provider_refusal(provider: LLMProviderType, enabled: Collection[LLMProviderType]) -> str | None:
+    """None when `provider` is in `enabled`, else why it is refused (names the setting)."""
+    if provider in enabled:
+        return None
+    listed = ", ".join(p.value for p in enabled)
+    why = f"judge {provider.value!r} is not enabled: CJ_ENABLED_PROVIDERS is [{listed}]"
+    if provider in TEST_PROVIDERS:
+        why += (
+            " (mock and simulated are test judges, off unless listed there; chart value "
+            "enabledProviders)"
+        )
+    return why
+
+
 class TopicBootstrapSettings(_Common):
     """``cj-bootstrap-topics``: create the callback and completion topics, then exit.
 
@@ -173,7 +218,7 @@ class TopicBootstrapSettings(_Common):
     """
 
 
-class ProviderApiSettings(_Common):
+class ProviderApiSettings(_Judging):
     """``cj-provider-api``: the HTTP API that validates requests and enqueues them."""
 
     host: str = Field(
@@ -318,7 +363,7 @@ def _default_consumer_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
-class WorkerSettings(_Common):
+class WorkerSettings(_Judging):
     """``cj-worker``: drains the request streams, calls the judge, publishes on Kafka."""
 
     consumer_name: str = Field(
@@ -570,6 +615,17 @@ class WorkerSettings(_Common):
         "deleted after the request was accepted) before the entry, with its result, is moved "
         "to the dead-letter stream. Other topics keep flowing meanwhile.",
     )
+
+    @model_validator(mode="after")
+    def _default_provider_enabled(self) -> WorkerSettings:
+        if self.default_provider not in self.enabled_providers:
+            enabled = ", ".join(p.value for p in self.enabled_providers)
+            raise ValueError(
+                f"CJ_WORKER_DEFAULT_PROVIDER is {self.default_provider.value!r}, which "
+                f"CJ_ENABLED_PROVIDERS ({enabled}) does not enable: add it there or choose "
+                "an enabled judge"
+            )
+        return self
 
     @field_validator("default_models")
     @classmethod

@@ -57,6 +57,7 @@ async def _admit(api: ApiState, req: LLMComparisonRequest, operation: str) -> Er
         max_metadata_bytes=settings.max_metadata_bytes,
         manifest=api.manifest,
         default_provider=None,
+        enabled_providers=settings.enabled_providers,
         operation=operation,
     )
     if (

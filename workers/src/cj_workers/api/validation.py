@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from cj_workers.callback_topics import CallbackTopicPolicy
 from cj_workers.manifest import ModelManifest
+from cj_workers.settings import provider_refusal
 from common_core import ErrorDetail, LLMComparisonRequest, LLMErrorCode, LLMProviderType
 
 SERVICE = "cj-provider-api"
@@ -116,11 +117,13 @@ def check_request(
     max_metadata_bytes: int,
     manifest: ModelManifest,
     default_provider: LLMProviderType | None,
+    enabled_providers: Collection[LLMProviderType],
     operation: str,
 ) -> ErrorDetail | None:
     """The configured checks a schema cannot express: the callback topic policy, sizes
-    (essays and prompt in characters, metadata in bytes of JSON), and the model manifest
-    (models of priced providers must be listed)."""
+    (essays and prompt in characters, metadata in bytes of JSON), the judge
+    (`provider_override` must be in `enabled_providers`, CJ_ENABLED_PROVIDERS) and the model
+    manifest (models of priced providers must be listed). The first problem found, or None."""
     cid = request.correlation_id
     refusal = topic_policy.problem(request.callback_topic)
     if refusal is not None:
@@ -159,6 +162,17 @@ def check_request(
             limit=max_metadata_bytes,
         )
     overrides = request.llm_config_overrides
+    if overrides and overrides.provider_override:
+        refusal = provider_refusal(overrides.provider_override, enabled_providers)
+        if refusal is not None:
+            return error(
+                LLMErrorCode.INVALID_CONFIG,
+                refusal,
+                operation,
+                cid,
+                field="llm_config_overrides.provider_override",
+                provider=overrides.provider_override.value,
+            )
     if overrides and overrides.model_override:
         provider = overrides.provider_override or default_provider
         if provider is not None:

@@ -18,9 +18,10 @@ def _secret(value: object) -> str | None:
 
 
 def build_judges(settings: WorkerSettings) -> dict[LLMProviderType, Judge]:
-    """Every provider's judge. A provider missing its key or URL still gets a judge: it
-    answers each request with an INVALID_CONFIG error event naming the missing setting."""
-    return {
+    """The judge of every provider CJ_ENABLED_PROVIDERS enables (the processor refuses the
+    others before looking one up). An enabled provider missing its key or URL still gets a
+    judge: it answers each request with an INVALID_CONFIG error event naming the setting."""
+    judges: dict[LLMProviderType, Judge] = {
         LLMProviderType.ANTHROPIC: AnthropicJudge(
             _secret(settings.anthropic_api_key), settings.anthropic_base_url
         ),
@@ -43,3 +44,4 @@ def build_judges(settings: WorkerSettings) -> dict[LLMProviderType, Judge]:
         ),
         LLMProviderType.MOCK: MockJudge(settings.mock_latency_ms, settings.mock_error_rate),
     }
+    return {p: j for p, j in judges.items() if p in settings.enabled_providers}

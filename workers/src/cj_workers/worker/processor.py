@@ -1,8 +1,9 @@
 """Turn one queued request into its result event: the worker's per-request logic.
 
-Order: cancelled batch -> no event; expired -> PROVIDER_TIMEOUT error event; unknown model
--> INVALID_CONFIG; then the judge call with the provider's circuit breaker, the shared rate
-limit and retries (429 with Retry-After, 5xx, timeouts) up to `max_attempts`.
+Order: cancelled batch -> no event; expired -> PROVIDER_TIMEOUT error event; a judge that
+CJ_ENABLED_PROVIDERS does not enable, or an unknown model -> INVALID_CONFIG; then the judge
+call with the provider's circuit breaker, the shared rate limit and retries (429 with
+Retry-After, 5xx, timeouts) up to `max_attempts`.
 No Redis or Kafka here beyond the `RateGate` and `CancelCheck` protocols, so it is
 unit-tested with fakes.
 """
@@ -168,7 +169,7 @@ class RequestProcessor:
                 ),
                 {"expired": True, "ttl_seconds": queued.ttl_seconds},
             )
-        problem = self._manifest.check(provider, model)
+        problem = self._s.provider_refusal(provider) or self._manifest.check(provider, model)
         if problem:
             return self._error(
                 queued, provider, model, started, JudgeError(LLMErrorCode.INVALID_CONFIG, problem)
