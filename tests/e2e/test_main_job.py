@@ -207,7 +207,7 @@ async def test_a_panel_with_anchors_on_an_ellipse_prompt(
     )
     assert covered >= 0.6 * len(others)
     kube = ["-n", namespace, "--kubeconfig", cluster.kubeconfig]
-    table = CliRunner().invoke(cjctl, ["results", name, *kube])
+    table = CliRunner().invoke(cjctl, ["results", name, *kube], env={"COLUMNS": "300"})
     assert table.exit_code == 0, table.output
     assert "GRADE (95%)" in table.output
 
