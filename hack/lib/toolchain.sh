@@ -6,18 +6,20 @@
 
 UV_VERSION="0.13.8"
 
-# ensure_debian_packages -> PostgreSQL 15, Redis 7 and openssl from Debian, if missing.
+# ensure_debian_packages -> PostgreSQL 15, Redis 7, openssl and Chromium (headless, for the
+# test of `cjctl report`'s page) from Debian, if missing.
 ensure_debian_packages() {
   local missing=()
   [[ -x /usr/lib/postgresql/15/bin/postgres ]] || missing+=(postgresql-15)
   command -v redis-server >/dev/null || missing+=(redis-server)
   command -v openssl >/dev/null || missing+=(openssl)
+  command -v chromium >/dev/null || missing+=(chromium)
   ((${#missing[@]} == 0)) && return 0
   log "installing Debian packages: ${missing[*]}"
   local sudo=""
   [[ $(id -u) -eq 0 ]] || sudo="sudo"
-  $sudo apt-get install -y -q "${missing[@]}" >/dev/null 2>&1 || {
-    $sudo apt-get update -q >/dev/null && $sudo apt-get install -y -q "${missing[@]}" >/dev/null
+  $sudo apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null 2>&1 || {
+    $sudo apt-get update -q >/dev/null && $sudo apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
   } || die "apt-get install ${missing[*]} failed"
   # The Debian package starts no server here (no systemd); ours are started by devcluster.
 }
