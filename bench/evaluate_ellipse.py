@@ -11,7 +11,12 @@ as the end-to-end tests), and the script waits for it to finish. Judges:
 - `simulated`: winners drawn from Bradley-Terry on the human `overall` score as the true
   ability (P(A wins) = logistic(d * (overall_A - overall_B)), d = --discrimination, with
   --position-bias logits for slot A): an upper bound on what a judge that agrees with the
-  human raters, up to noise, would give.
+  human raters, up to noise, would give;
+- `panel`: both of them as a panel (`spec.judges`), each answering half the comparisons.
+
+Every `--anchor-every`-th essay (default 4) is an anchor graded with its human `overall`
+score (`metadata.anchorGrade`), so every essay gets a projected grade; `grade coverage` is the
+share of the other essays whose 95% grade interval holds their human score.
 
 Per batch it prints and writes: essays, comparisons, comparisons per essay, rounds, Spearman's
 rho of the Bradley-Terry scores against the human `overall` score, the squared Pearson
@@ -67,16 +72,29 @@ class Row:
     order_effect: str
     misfitting: int
     seconds: float
+    coverage: float | None = None
 
 
-def _spec(essays: list[EllipseEssay], prompt: str, judge: str, per_essay: int) -> dict[str, object]:
+def _spec(
+    essays: list[EllipseEssay], prompt: str, judge: str, per_essay: int, anchor_every: int
+) -> dict[str, object]:
+    judges = (
+        {"judges": [{"provider": "offline"}, {"provider": "simulated"}]}
+        if judge == "panel"
+        else {"judge": {"provider": judge}}
+    )
     return {
         "assignment": {"prompt": prompt},
-        "judge": {"provider": judge},
+        **judges,
         "comparisons": {"targetPerEssay": per_essay},
         "essays": [
-            {"id": e.essay_id, "text": e.text, "metadata": {"true_score": e.overall}}
-            for e in essays
+            {
+                "id": e.essay_id,
+                "text": e.text,
+                "metadata": {"true_score": e.overall}
+                | ({"anchorGrade": e.overall} if anchor_every and i % anchor_every == 0 else {}),
+            }
+            for i, e in enumerate(essays)
         ],
     }
 
@@ -89,6 +107,7 @@ async def _run_one(
     prompt: str,
     judge: str,
     per_essay: int,
+    anchor_every: int,
 ) -> Row:
     cluster = stack.config.cluster
     started = time.monotonic()
@@ -101,7 +120,7 @@ async def _run_one(
         batches.namespace,
         "-f",
         "-",
-        stdin=batch_manifest(name, _spec(essays, prompt, judge, per_essay)),
+        stdin=batch_manifest(name, _spec(essays, prompt, judge, per_essay, anchor_every)),
     )
     batch = await batches.wait_terminal(name, stack, within=3600)
     seconds = time.monotonic() - started
@@ -113,6 +132,16 @@ async def _run_one(
     truth = [human[r["essay_id"]] for r in ranked]
     rho = spearmanr(scores, truth).statistic
     order = status.get("orderEffect")
+    others = [
+        r
+        for r in rows
+        if r.get("projected_grade") is not None and "anchorGrade" not in r["metadata"]
+    ]
+    coverage = (
+        sum(r["grade_low"] <= human[r["essay_id"]] <= r["grade_high"] for r in others) / len(others)
+        if others
+        else None
+    )
     return Row(
         prompt,
         judge,
@@ -126,27 +155,31 @@ async def _run_one(
         "-" if not order else f"{order['estimate']:+.2f} ({order['standardError']:.2f})",
         int(status.get("misfittingEssays", 0)),
         seconds,
+        coverage,
     )
 
 
 def _table(rows: list[Row]) -> str:
     lines = [
         "| prompt | judge | essays | comparisons | per essay | rounds | Spearman vs human "
-        "| r² vs human | reliability | SSR | order effect (SE) | misfitting | wall time (s) |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| r² vs human | reliability | SSR | order effect (SE) | misfitting | grade coverage "
+        "| wall time (s) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         rel = "-" if r.reliability is None else f"{r.reliability:.2f}"
         ssr = "-" if r.ssr is None else f"{r.ssr:.2f}"
+        coverage = "-" if r.coverage is None else f"{r.coverage:.2f}"
         lines.append(
             f"| {r.prompt} | {r.judge} | {r.essays} | {r.comparisons} | "
             f"{2 * r.comparisons / r.essays:.1f} | {r.rounds} | {r.rho:.3f} | {r.r2:.2f} | "
-            f"{rel} | {ssr} | {r.order_effect} | {r.misfitting} | {r.seconds:.0f} |"
+            f"{rel} | {ssr} | {r.order_effect} | {r.misfitting} | {coverage} | "
+            f"{r.seconds:.0f} |"
         )
     for judge in sorted({r.judge for r in rows}):
         rhos = [r.rho for r in rows if r.judge == judge]
         lines.append(
-            f"| **median** | {judge} | | | | | {statistics.median(rhos):.3f} | | | | | | |"
+            f"| **median** | {judge} | | | | | {statistics.median(rhos):.3f} | | | | | | | |"
         )
     return "\n".join(lines)
 
@@ -154,7 +187,8 @@ def _table(rows: list[Row]) -> str:
 async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--prompts", nargs="+", default=list(DEFAULT_PROMPTS))
-    parser.add_argument("--judges", nargs="+", default=["offline", "simulated"])
+    parser.add_argument("--judges", nargs="+", default=["offline", "simulated", "panel"])
+    parser.add_argument("--anchor-every", type=int, default=4)
     parser.add_argument("--per-essay", type=int, default=10)
     parser.add_argument("--discrimination", type=float, default=1.5)
     parser.add_argument("--position-bias", type=float, default=0.2)
@@ -195,6 +229,7 @@ async def main() -> int:
                         prompt,
                         judge,
                         args.per_essay,
+                        args.anchor_every,
                     )
                     rows.append(row)
                     print(_table([row]).splitlines()[2], flush=True)
@@ -216,6 +251,10 @@ async def main() -> int:
         "measured against the judge's own view of quality, not the human raters'); `SSR` is "
         "the scale separation reliability of the same fit (docs/scoring.md). The order "
         "effect is in logits for slot A; misfitting counts essays with outfit above 1.5. "
+        "`panel` is `offline` and `simulated` as one panel (spec.judges), each answering half. "
+        f"Every {args.anchor_every}th essay is an anchor graded with its human score; `grade "
+        "coverage` is the share of the other essays whose projected 95% grade interval holds "
+        "their human score (docs/scoring.md). "
         "ELLIPSE: Crossley et al. (2023), CC BY-NC-SA 4.0, read in place from "
         "`../shared/data/ellipse`.\n\n" + table + "\n",
         encoding="utf-8",

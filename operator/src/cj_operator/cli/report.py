@@ -251,6 +251,7 @@ def _evidence(rows: Sequence[Mapping[str, Any]], comparisons: Sequence[Mapping[s
             )
         sections.append(
             f"<details id='essay-{_anchor(essay)}'><summary>{e(str(r.get('rank') or '-'))}. "
-            f"{e(essay)}: {len(items)} comparison{'' if len(items) == 1 else 's'}</summary><ul>{''.join(items)}</ul></details>"
+            f"{e(essay)}: {len(items)} comparison{'' if len(items) == 1 else 's'}</summary>"
+            f"<ul>{''.join(items)}</ul></details>"
         )
     return "".join(sections)
