@@ -5,6 +5,7 @@ from common_core.api import (
     LLMComparisonRequest,
     LLMConfigOverrides,
     LLMQueuedResponse,
+    ModelInfo,
     QueuedRequest,
 )
 from common_core.assessment import CJAssessmentCompletedV1, EssayRanking
@@ -50,6 +51,7 @@ __all__ = [
     "LLMErrorCode",
     "LLMProviderType",
     "LLMQueuedResponse",
+    "ModelInfo",
     "ProcessingEvent",
     "QueuePriority",
     "QueuedRequest",

@@ -98,3 +98,19 @@ class QueuedRequest(BaseModel):
             priority=request.priority,
             ttl_seconds=ttl_seconds,
         )
+
+
+class ModelInfo(BaseModel):
+    """One model a provider offers, with its list prices in USD per million tokens.
+
+    The provider API's `GET /api/v1/models` answers a list of these (the workers' model
+    manifest); the operator reads it to estimate a comparison's cost before submitting it.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    provider: LLMProviderType
+    model: str = Field(min_length=1)
+    input_usd_per_mtok: float = Field(ge=0.0)
+    output_usd_per_mtok: float = Field(ge=0.0)
+    description: str = ""

@@ -8,6 +8,10 @@ Rules:
 - A callback is recorded at most once per correlation id: the first answer for an open pair
   (PENDING or SUBMITTED) counts; later ones are duplicates (or stale, when the operator had
   already closed the pair as overdue, or the batch is finished). Unknown ids are counted.
+- The cost of a duplicate or stale answer was spent all the same: each such judge call is a
+  `LateCall` whose cost and tokens go into the batch's totals (not its counters), once per
+  call. A call is identified by (correlation id, `completed_at`): a redelivered event repeats
+  the recorded answer's `completed_at` and costs nothing more; a second call has its own.
 - Each pair row is counted in `submitted` before it is sent and closes exactly once, so
   completed + failed never exceeds submitted.
 - A failed comparison is retried (a new row: new correlation id, attempt + 1) while
@@ -22,6 +26,7 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 from uuid import UUID
@@ -113,6 +118,8 @@ class OpenPair:
     """The batch is COMPLETED, FAILED or CANCELLED: nothing more is recorded for it."""
     essay_a_id: str = ""
     essay_b_id: str = ""
+    answer_completed_at: datetime | None = None
+    """`completed_at` of the answer recorded for it (None: none recorded, or before 0003)."""
 
     def identity(self) -> dict[str, Any]:
         """The `metadata_keys.IDENTITY_KEYS` entries of every request sent for this pair (what
@@ -185,6 +192,16 @@ class BatchDelta:
         self.total_tokens += result.token_usage.total_tokens
 
 
+@dataclass(frozen=True)
+class LateCall:
+    """A judge call answered too late to count (duplicate or stale); its cost was spent."""
+
+    pair_id: int
+    batch_uid: str
+    outcome: Outcome
+    result: LLMComparisonResultV1
+
+
 @dataclass
 class PollPlan:
     """Everything one poll changes: pair updates, batch deltas, and the outcome counts."""
@@ -194,11 +211,14 @@ class PollPlan:
     outcomes: Counter[Outcome] = field(default_factory=Counter)
     forged: list[tuple[LLMComparisonResultV1, str]] = field(default_factory=list)
     """Forged results (the objects passed in), with the reason; the consumer dead-letters them."""
+    late: list[LateCall] = field(default_factory=list)
+    """Duplicate and stale answers that are judge calls of their own (their cost counts); once
+    recorded, only those counted by this poll (a redelivered one was counted before)."""
 
     @property
     def touched_batches(self) -> set[str]:
-        """Batches whose counters change."""
-        return set(self.deltas)
+        """Batches whose counters or cost change."""
+        return set(self.deltas) | {call.batch_uid for call in self.late}
 
 
 def plan_poll(results: Iterable[LLMComparisonResultV1], pairs: Mapping[UUID, OpenPair]) -> PollPlan:
@@ -209,6 +229,11 @@ def plan_poll(results: Iterable[LLMComparisonResultV1], pairs: Mapping[UUID, Ope
     """
     plan = PollPlan()
     closed_now: set[UUID] = set()
+    calls: set[tuple[UUID, datetime]] = {
+        (cid, pair.answer_completed_at)
+        for cid, pair in pairs.items()
+        if pair.answer_completed_at is not None
+    }
     for result in results:
         pair = pairs.get(result.correlation_id)
         if pair is None:
@@ -219,13 +244,20 @@ def plan_poll(results: Iterable[LLMComparisonResultV1], pairs: Mapping[UUID, Ope
             plan.outcomes[Outcome.FORGED] += 1
             plan.forged.append((result, forgery))
             continue
+        call = (result.correlation_id, result.completed_at)
+        late: Outcome | None = None
         if pair.batch_finished or pair.closed_by_operator:
-            plan.outcomes[Outcome.STALE] += 1
-            continue
-        if not pair.open or result.correlation_id in closed_now:
-            plan.outcomes[Outcome.DUPLICATE] += 1
+            late = Outcome.STALE
+        elif not pair.open or result.correlation_id in closed_now:
+            late = Outcome.DUPLICATE
+        if late is not None:
+            plan.outcomes[late] += 1
+            if call not in calls:
+                calls.add(call)
+                plan.late.append(LateCall(pair.pair_id, pair.batch_uid, late, result))
             continue
         closed_now.add(result.correlation_id)
+        calls.add(call)
         if result.is_success:
             needs_retry = False
             plan.outcomes[Outcome.SUCCESS] += 1

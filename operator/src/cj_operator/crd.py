@@ -111,6 +111,20 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
         "description": "Scale separation reliability (inflated by adaptive pairing).",
         "priority": 1,
     },
+    {
+        "name": "Cost",
+        "type": "number",
+        "jsonPath": ".status.costUSD",
+        "description": "Estimated cost spent (USD).",
+        "priority": 1,
+    },
+    {
+        "name": "Reserved",
+        "type": "number",
+        "jsonPath": ".status.reservedCostUSD",
+        "description": "Estimated cost (USD) reserved by the comparisons in flight.",
+        "priority": 1,
+    },
 ]
 
 

@@ -280,6 +280,7 @@ class CallbackConsumer:
         try:
             plan = await self._store.record([result for _, result in parsed])
             await self._dead_letter_forged(parsed, plan)
+            self._count_late(plan)
             return plan.outcomes, plan.touched_batches
         except Exception as exc:
             if not refused_data(exc):
@@ -302,9 +303,15 @@ class CallbackConsumer:
                 outcomes[Outcome.UNRECORDABLE] += 1
                 continue
             await self._dead_letter_forged([(record, result)], plan)
+            self._count_late(plan)
             outcomes.update(plan.outcomes)
             touched |= plan.touched_batches
         return outcomes, touched
+
+    def _count_late(self, plan: PollPlan) -> None:
+        for call in plan.late:
+            self._metrics.late_results.labels(call.outcome.value).inc()
+            self._metrics.late_cost.labels(call.outcome.value).inc(call.result.cost_estimate)
 
     async def _dead_letter_forged(
         self,

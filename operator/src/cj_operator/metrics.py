@@ -33,6 +33,19 @@ class OperatorMetrics:
             ["outcome"],
             registry=r,
         )
+        self.late_results = Counter(
+            "cj_operator_late_results_total",
+            "Judge calls that answered a comparison already answered (duplicate) or given up "
+            "(stale), counted once per call: not scored, but their cost is in the batch's.",
+            ["outcome"],
+            registry=r,
+        )
+        self.late_cost = Counter(
+            "cj_operator_late_result_cost_usd_total",
+            "Estimated cost (USD) of those late judge calls, by outcome (duplicate, stale).",
+            ["outcome"],
+            registry=r,
+        )
         self.callback_consumer_lag = Gauge(
             "cj_operator_callback_consumer_lag",
             "Callback events on the callback topic not yet read by this operator's consumer "

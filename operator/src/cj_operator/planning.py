@@ -11,6 +11,9 @@ one awaits its retry. Then the batch fits Bradley-Terry to every comparison with
    1-4 and every third round after them are non-adaptive (`is_adaptive_round`): pairs are
    chosen without the scores (still balanced over essays and slots, no repeats), so the
    empirical-Bayes reliability that stops a batch stays calibrated (docs/scoring.md).
+4. with `maxCostUSD` and a `CostModel`, cuts the round at the first pair whose reservation
+   no longer fits under the limit (`cj_operator.costing`: spent + reserved + this pair <=
+   maxCostUSD); when not even the first fits, stops with `CostLimitExceeded`.
 
 A batch that stops is scored; it completes when its success rate (comparisons with a winner
 over comparisons decided) is at least `minSuccessRate`, else it fails with `LowSuccessRate`.
@@ -19,8 +22,9 @@ over comparisons decided) is at least `minSuccessRate`, else it fails with `LowS
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from cj_operator.costing import CostModel, Headroom, affordable
 from cj_operator.lifecycle.reasons import Reason
 from cj_operator.pairing.history import unused_pair_count
 from cj_operator.pairing.selection import select_pairs
@@ -70,6 +74,10 @@ class RoundState:
     """Comparisons with a winner when `previous_scores` were fitted; None when unknown. When
     no winner came since (e.g. every comparison of the round failed), the fit cannot have
     moved, so score stability is not judged from it."""
+    reserved_usd: float = 0.0
+    """Reservations (USD) of the comparisons still in flight."""
+    costs: CostModel | None = None
+    """What each new pair reserves; None: pairs reserve nothing (no prices known)."""
 
 
 @dataclass(frozen=True)
@@ -88,6 +96,8 @@ class NextRound:
     round: int
     pairs: list[tuple[int, int]]
     message: str
+    costs: list[tuple[float, float]] = field(default_factory=list)
+    """(estimate_usd, reserved_usd) per pair, in order; empty when nothing is reserved."""
 
 
 def success_rate(successes: int, final_failures: int) -> float | None:
@@ -178,4 +188,37 @@ def decide_round_end(state: RoundState) -> Stop | NextRound:
             state.final_failures,
             state.min_success_rate,
         )
-    return NextRound(state.round + 1, pairs, decision.message)
+    if state.costs is None:
+        return NextRound(state.round + 1, pairs, decision.message)
+    costs = state.costs
+    estimates = [costs.estimate(a, b) for a, b in pairs]
+    reservations = [costs.reserve(e) for e in estimates]
+    headroom = Headroom(
+        state.max_cost_usd,
+        spent=state.cost_usd,
+        reserved=state.reserved_usd,
+        calibrated=costs.calibration.trusted,
+    )
+    kept = affordable(reservations, headroom)
+    if kept == 0:
+        return final_verdict(
+            Reason.COST_LIMIT_EXCEEDED,
+            f"The next comparison would reserve ${reservations[0]:.4f} (estimated), more than "
+            f"the ${max(0.0, headroom.left):.4f} left under maxCostUSD "
+            f"${state.max_cost_usd:.4f}; no more comparisons are submitted.",
+            successes,
+            state.final_failures,
+            state.min_success_rate,
+        )
+    message = decision.message
+    if kept < len(pairs):
+        message = (
+            f"{message} Cut to {kept} of {len(pairs)} pairs: their reserved cost "
+            f"${headroom.taken:.4f} is what fits under maxCostUSD."
+        ).strip()
+    return NextRound(
+        state.round + 1,
+        pairs[:kept],
+        message,
+        costs=list(zip(estimates[:kept], reservations[:kept], strict=True)),
+    )

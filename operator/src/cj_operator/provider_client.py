@@ -1,4 +1,4 @@
-"""The operator's client of the provider API: bulk submission and batch cancellation.
+"""The operator's client of the provider API: bulk submission, batch cancellation, prices.
 
 No polling: results come back only as Kafka callbacks. Calls go through a circuit breaker:
 after CJ_OPERATOR_PROVIDER_CIRCUIT_FAILURE_THRESHOLD consecutive faults (connection error,
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 import httpx
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from cj_plumbing.breaker import CircuitBreaker
 from common_core import (
@@ -22,7 +22,10 @@ from common_core import (
     LLMComparisonBulkRequest,
     LLMComparisonBulkResponse,
     LLMComparisonRequest,
+    ModelInfo,
 )
+
+_MODELS = TypeAdapter(list[ModelInfo])
 
 
 class ProviderUnavailableError(RuntimeError):
@@ -46,7 +49,7 @@ class ProviderRejectedError(RuntimeError):
 
 
 class ProviderApi(Protocol):
-    """The two provider API routes the operator uses."""
+    """The provider API routes the operator uses."""
 
     async def submit(self, requests: Sequence[LLMComparisonRequest]) -> LLMComparisonBulkResponse:
         """POST /api/v1/comparisons: one outcome per request, in order.
@@ -59,6 +62,13 @@ class ProviderApi(Protocol):
         """POST /api/v1/batches/{uid}/cancel: workers skip the batch's queued requests.
 
         Raises ProviderUnavailableError or ProviderRejectedError.
+        """
+        ...
+
+    async def models(self) -> list[ModelInfo]:
+        """GET /api/v1/models: the workers' model manifest with its prices (USD per MTok).
+
+        Raises ProviderUnavailableError (unreachable, or an answer that is not the list).
         """
         ...
 
@@ -157,3 +167,22 @@ class HttpProviderApi:
             raise self._fail(response)
         self.breaker.record_success()
         return BatchCancelResponse.model_validate_json(response.content)
+
+    async def models(self) -> list[ModelInfo]:
+        # Not through the breaker: a price lookup should neither open nor wait for the circuit
+        # that guards submissions.
+        try:
+            response = await self._client.get("/api/v1/models")
+        except httpx.HTTPError as exc:
+            raise ProviderUnavailableError(f"provider API unreachable: {exc!r}") from exc
+        if response.status_code != 200:
+            raise ProviderUnavailableError(
+                f"provider API answered {response.status_code} for /api/v1/models: "
+                f"{response.text[:200]}"
+            )
+        try:
+            return _MODELS.validate_json(response.content)
+        except ValidationError as exc:
+            raise ProviderUnavailableError(
+                f"provider API's /api/v1/models is not a list of models: {exc.errors()[:1]}"
+            ) from exc

@@ -346,8 +346,9 @@ class Limits(_SpecModel):
         default=None,
         alias="maxCostUSD",
         ge=0.0,
-        description="Stop submitting once the comparisons' estimated cost reaches this (USD); "
-        "the batch is scored with what it has (reason CostLimitExceeded).",
+        description="Cost limit (USD): each comparison reserves its estimated cost before it "
+        "is submitted, and is submitted only while spent + reserved + its own stays within "
+        "this; then the batch is scored with what it has (reason CostLimitExceeded).",
     )
     timeout: str | None = Field(
         default=None,

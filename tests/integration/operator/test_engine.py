@@ -17,9 +17,10 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from cj_operator.costing import Price, estimate_cost_usd
 from cj_operator.db import batches, reads
 from cj_operator.db.callbacks import PostgresCallbackStore
-from cj_operator.db.models import ComparisonPair, PairStatus
+from cj_operator.db.models import ComparisonPair, Essay, PairStatus
 from cj_operator.db.session import Database
 from cj_operator.engine import BatchEngine
 from cj_operator.k8s_io import BatchRef
@@ -37,7 +38,9 @@ from common_core import (
     LLMComparisonBulkResponse,
     LLMComparisonRequest,
     LLMErrorCode,
+    LLMProviderType,
     LLMQueuedResponse,
+    ModelInfo,
     QueuePriority,
     metadata_keys,
 )
@@ -55,6 +58,8 @@ class FakeProvider:
         self.refuse: dict[int, LLMErrorCode] = {}
         self.down = False
         self.cancelled: list[str] = []
+        self.model_list: list[ModelInfo] = []
+        self.prices_down = False
 
     async def submit(self, requests: Sequence[LLMComparisonRequest]) -> LLMComparisonBulkResponse:
         if self.down:
@@ -88,6 +93,11 @@ class FakeProvider:
         return BatchCancelResponse(
             batch_id=batch_uid, cancelled_at=datetime.now(UTC), ttl_seconds=60
         )
+
+    async def models(self) -> list[ModelInfo]:
+        if self.prices_down:
+            raise ProviderUnavailableError("provider API unreachable")
+        return list(self.model_list)
 
     def unanswered(self) -> list[LLMComparisonRequest]:
         return [r for r in self.requests if r.correlation_id not in self.answered]
@@ -423,6 +433,142 @@ async def test_cost_limit_stops_submitting(harness: Harness) -> None:
     assert batch.reason == "CostLimitExceeded"
     assert batch.submitted == 3 and batch.cost_usd == 3.0
     assert harness.publisher.events[0].cost_usd == 3.0
+
+
+PRICED = ModelInfo(
+    provider=LLMProviderType.MOCK,
+    model="priced",
+    input_usd_per_mtok=100.0,
+    output_usd_per_mtok=400.0,
+)
+PRICED_JUDGE = {"provider": "mock", "model": "priced", "maxTokens": 50}
+
+
+async def _expected_estimates(harness: Harness, uid: str) -> dict[int, float]:
+    """Each pair row's a-priori cost, from the stored essays and the documented formula."""
+    async with harness.db.sessions() as session:
+        texts = dict(
+            (
+                await session.execute(select(Essay.idx, Essay.text).where(Essay.batch_uid == uid))
+            ).all()
+        )
+    prompt = len(
+        CJBatchSpec.model_validate((await batch_row(harness.db, uid)).spec).assignment.user_prompt()
+    )
+    return {
+        p.id: estimate_cost_usd(
+            Price(100.0, 400.0), prompt + len(texts[p.essay_a_idx]) + len(texts[p.essay_b_idx]), 50
+        )
+        for p in await harness.pairs(uid)
+    }
+
+
+async def test_a_round_reserves_its_estimated_cost_and_is_cut_at_the_limit(
+    harness: Harness,
+) -> None:
+    harness.provider.model_list = [PRICED]
+    uid = await harness.batch(8, judge=PRICED_JUDGE, limits={"maxCostUSD": 0.4})
+    await harness.engine.advance(uid)
+    pairs = await harness.pairs(uid)
+    expected = await _expected_estimates(harness, uid)
+    # Each comparison costs ~0.085 USD; before any answer calibrates the estimate a round may
+    # reserve half of the 0.4 left: 2 of the round's 4 pairs.
+    assert len(pairs) == 2
+    assert [p.estimate_usd for p in pairs] == pytest.approx([expected[p.id] for p in pairs])
+    assert [p.reserved_usd for p in pairs] == [p.estimate_usd for p in pairs]
+    snapshot = await reads.snapshot(harness.db, uid)
+    assert snapshot is not None
+    assert snapshot.reserved_usd == pytest.approx(sum(p.reserved_usd for p in pairs))
+    assert sum(p.reserved_usd for p in pairs) <= 0.2
+    for _ in range(30):
+        if not await harness.answer(cost=0.05):
+            break
+        await harness.engine.advance(uid)
+    batch = await batch_row(harness.db, uid)
+    assert (batch.state, batch.reason) == (BatchStateEnum.COMPLETED, "CostLimitExceeded")
+    # Within one comparison's cost of the limit: no overshoot beyond it, no early stop.
+    assert 0.4 - 0.1 <= batch.cost_usd <= 0.4 + 0.05, batch.cost_usd
+    later = await harness.pairs(uid)
+    assert all(p.reserved_usd < p.estimate_usd for p in later[2:])  # calibrated: ~0.6 x
+    snapshot = await reads.snapshot(harness.db, uid)
+    assert snapshot is not None and snapshot.reserved_usd == 0.0
+
+
+async def test_a_failed_comparison_releases_its_reservation_and_its_retry_reserves_again(
+    harness: Harness,
+) -> None:
+    harness.provider.model_list = [PRICED]
+    uid = await harness.batch(
+        4,
+        judge=PRICED_JUDGE,
+        limits={"maxCostUSD": 10.0, "maxRetries": 1},
+        comparisons={"maxTotal": 2},
+    )
+
+    async def reserved() -> float:
+        snapshot = await reads.snapshot(harness.db, uid)
+        assert snapshot is not None
+        return snapshot.reserved_usd
+
+    await harness.engine.advance(uid)
+    first = await harness.pairs(uid)
+    held = sum(p.reserved_usd for p in first)
+    assert len(first) == 2 and held > 0 and await reserved() == pytest.approx(held)
+    await harness.answer(fail=LLMErrorCode.PROVIDER_TIMEOUT)
+    assert await reserved() == 0.0  # released by the failure
+    await harness.engine.advance(uid)
+    pairs = await harness.pairs(uid)
+    retries = pairs[2:]
+    assert [p.attempt for p in retries] == [2, 2]
+    assert [p.reserved_usd for p in retries] == pytest.approx([p.reserved_usd for p in first])
+    assert await reserved() == pytest.approx(held)
+    await harness.answer(cost=0.01)
+    assert await reserved() == 0.0
+    assert (await batch_row(harness.db, uid)).cost_usd == pytest.approx(0.02)
+
+
+async def test_a_refused_comparison_releases_its_reservation(harness: Harness) -> None:
+    harness.provider.model_list = [PRICED]
+    uid = await harness.batch(4, judge=PRICED_JUDGE, limits={"maxCostUSD": 10.0})
+    harness.provider.refuse = {0: LLMErrorCode.INVALID_PROMPT}
+    await harness.engine.advance(uid)
+    pairs = await harness.pairs(uid)
+    assert [p.status for p in pairs] == [PairStatus.FAILED, PairStatus.SUBMITTED]
+    snapshot = await reads.snapshot(harness.db, uid)
+    assert snapshot is not None
+    assert snapshot.reserved_usd == pytest.approx(pairs[1].reserved_usd)
+
+
+async def test_a_retry_that_no_longer_fits_under_the_limit_is_dropped(harness: Harness) -> None:
+    harness.provider.model_list = [PRICED]
+    uid = await harness.batch(
+        4,
+        judge=PRICED_JUDGE,
+        limits={"maxCostUSD": 0.2, "maxRetries": 3},
+        comparisons={"maxTotal": 1},
+    )
+    await harness.engine.advance(uid)
+    (pair,) = await harness.pairs(uid)
+    # The failed call spent 0.15 USD: 0.05 is left, less than the retry's ~0.085.
+    await PostgresCallbackStore(harness.db).record(
+        [failure(pair.correlation_id, LLMErrorCode.PARSING_ERROR, cost=0.15)]
+    )
+    await harness.engine.advance(uid)
+    (pair,) = await harness.pairs(uid)
+    assert (pair.status, pair.needs_retry, pair.retried) == (PairStatus.FAILED, False, False)
+    batch = await batch_row(harness.db, uid)
+    assert batch.state.is_terminal and batch.cost_usd == pytest.approx(0.15)
+
+
+async def test_without_prices_a_cost_limited_batch_waits(harness: Harness) -> None:
+    harness.provider.prices_down = True
+    limited = await harness.batch(4, limits={"maxCostUSD": 1.0})
+    free = await harness.batch(4)
+    await harness.engine.advance(limited)
+    await harness.engine.advance(free)
+    assert await harness.pairs(limited) == []
+    assert (await batch_row(harness.db, limited)).state == BatchStateEnum.GENERATING_PAIRS
+    assert len(await harness.pairs(free)) == 2  # no limit: nothing to reserve against
 
 
 async def test_suspended_batch_sends_nothing(harness: Harness) -> None:

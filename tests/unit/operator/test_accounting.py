@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -20,7 +21,7 @@ from cj_operator.accounting import (
 from cj_workers.results import poison_result
 from cj_workers.worker.poison import poison_target
 from common_core import EssayComparisonWinner, LLMComparisonResultV1, LLMErrorCode, LLMProviderType
-from tests.support.factories import failure, success
+from tests.support.factories import NOW, failure, success
 
 
 def _pair(
@@ -122,6 +123,55 @@ def test_answered_pairs_give_duplicates_and_closed_ones_stale() -> None:
     assert plan.updates == []
     assert plan.deltas == {}
     assert plan.outcomes == {Outcome.DUPLICATE: 1, Outcome.STALE: 2}
+
+
+def _later(result: LLMComparisonResultV1, seconds: float, cost: float) -> LLMComparisonResultV1:
+    """Another judge call for the same request: its own completed_at and cost."""
+    return result.model_copy(
+        update={"completed_at": NOW + timedelta(seconds=seconds), "cost_estimate": cost}
+    )
+
+
+def test_late_answers_are_judge_calls_whose_cost_counts_once_per_call() -> None:
+    answered, overdue, finished, unknown = uuid4(), uuid4(), uuid4(), uuid4()
+    pairs = {
+        answered: OpenPair(1, "b1", False, False, 1, 3, False, answer_completed_at=NOW),
+        overdue: _pair(2, "b2", open_=False, overdue=True),
+        finished: _pair(3, "b3", finished=True),
+    }
+
+    def verdict(cid: UUID) -> LLMComparisonResultV1:
+        return success(cid, **pairs[cid].identity())
+
+    second_call = _later(verdict(answered), 5, 0.25)
+    plan = plan_poll(
+        [
+            verdict(answered),  # the recorded answer delivered again: no new call
+            second_call,
+            second_call,  # the second call delivered twice in one poll
+            _later(verdict(overdue), 1, 0.5),
+            _later(verdict(finished), 1, 0.125),
+            success(unknown, cost=9.0),
+        ],
+        pairs,
+    )
+    assert plan.outcomes == {Outcome.DUPLICATE: 3, Outcome.STALE: 2, Outcome.UNKNOWN: 1}
+    assert plan.updates == [] and plan.deltas == {}
+    assert [(c.pair_id, c.outcome, c.result.cost_estimate) for c in plan.late] == [
+        (1, Outcome.DUPLICATE, 0.25),
+        (2, Outcome.STALE, 0.5),
+        (3, Outcome.STALE, 0.125),
+    ]
+    assert plan.touched_batches == {"b1", "b2", "b3"}
+
+
+def test_a_second_answer_in_the_same_poll_as_the_first_is_a_late_call() -> None:
+    cid = uuid4()
+    pair = _pair(1)
+    first = success(cid, cost=0.5, **pair.identity())
+    plan = plan_poll([first, first, _later(first, 2, 0.5)], {cid: pair})
+    assert plan.outcomes == {Outcome.SUCCESS: 1, Outcome.DUPLICATE: 2}
+    assert [c.result.completed_at for c in plan.late] == [NOW + timedelta(seconds=2)]
 
 
 def test_unknown_correlation_ids_are_counted_not_recorded() -> None:

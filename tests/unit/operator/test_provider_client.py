@@ -181,3 +181,41 @@ async def test_cancel() -> None:
 
     answer = await _client(httpx.MockTransport(handle)).cancel("uid-1")
     assert answer.batch_id == "uid-1"
+
+
+async def test_models_are_read_with_the_token_and_bad_answers_are_unavailable() -> None:
+    seen: list[httpx.Request] = []
+    answers = [
+        httpx.Response(
+            200,
+            json=[
+                {
+                    "provider": "anthropic",
+                    "model": "claude-haiku-4-5",
+                    "input_usd_per_mtok": 1.0,
+                    "output_usd_per_mtok": 5.0,
+                    "description": "Haiku",
+                }
+            ],
+        ),
+        httpx.Response(200, json={"models": []}),
+        httpx.Response(500, text="boom"),
+    ]
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return answers[len(seen) - 1]
+
+    client = _client(httpx.MockTransport(handle), token="t0k3n")
+    models = await client.models()
+    assert [(m.model, m.input_usd_per_mtok, m.output_usd_per_mtok) for m in models] == [
+        ("claude-haiku-4-5", 1.0, 5.0)
+    ]
+    assert seen[0].url.path == "/api/v1/models"
+    assert seen[0].headers["authorization"] == "Bearer t0k3n"
+    with pytest.raises(ProviderUnavailableError, match="not a list of models"):
+        await client.models()
+    with pytest.raises(ProviderUnavailableError, match="answered 500 for /api/v1/models"):
+        await client.models()
+    # A price lookup never opens the circuit that guards submissions.
+    assert client.breaker.try_acquire() is None

@@ -132,6 +132,8 @@ def test_crd_schema_is_structural_and_carries_the_rules() -> None:
         "Reliability",
         "Age",
         "SSR",
+        "Cost",
+        "Reserved",
     ]
     assert version["additionalPrinterColumns"][-1]["priority"] == 1  # only in -o wide
     conditions = root["properties"]["status"]["properties"]["conditions"]

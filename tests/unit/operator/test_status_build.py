@@ -163,10 +163,27 @@ def test_patch_uses_wire_names_and_nulls() -> None:
     assert isinstance(status, dict)
     assert status["reliability"] is None
     assert status["costUSD"] == pytest.approx(0.123457)
+    assert (status["reservedCostUSD"], status["lateResults"], status["lateCostUSD"]) == (
+        0.0,
+        0,
+        0.0,
+    )
     assert status["topEssays"][0]["standardError"] == 0.3
     assert status["conditions"][0]["lastTransitionTime"].startswith("2026-01-02T03:04:05")
     # Round-trips through the model, as the CRD schema is generated from it.
     CJBatchStatus.model_validate(status)
+
+
+def test_reserved_and_late_cost_are_shown() -> None:
+    body = status_patch(
+        build_status(
+            snap(reserved_usd=0.0123456789, late_results=2, late_cost_usd=0.5), [], now=NOW
+        )
+    )
+    status = body["status"]
+    assert isinstance(status, dict)
+    assert status["reservedCostUSD"] == pytest.approx(0.012346)
+    assert (status["lateResults"], status["lateCostUSD"]) == (2, 0.5)
 
 
 def test_results_written_condition() -> None:

@@ -12,21 +12,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import TypeAdapter
 
-from common_core import LLMProviderType
+from common_core import LLMProviderType, ModelInfo
 
-
-class ModelInfo(BaseModel):
-    """One model a provider offers, with its prices (USD per million tokens)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    provider: LLMProviderType
-    model: str = Field(min_length=1)
-    input_usd_per_mtok: float = Field(ge=0.0)
-    output_usd_per_mtok: float = Field(ge=0.0)
-    description: str = ""
+__all__ = ["BUILTIN_MODELS", "PRICED_PROVIDERS", "ModelInfo", "ModelManifest"]
 
 
 def _m(provider: LLMProviderType, model: str, inp: float, out: float, desc: str) -> ModelInfo:

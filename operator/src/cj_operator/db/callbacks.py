@@ -3,7 +3,10 @@
 Transactions: :meth:`PostgresCallbackStore.record` is ONE transaction per call (one Kafka
 poll); it opens and commits it. Batches are locked in uid order, then the named pairs in id
 order (the order `cj_operator.db.rounds` uses too, so nothing deadlocks). Recording is
-idempotent on `correlation_id`: a duplicate changes nothing and is counted as a duplicate.
+idempotent on `correlation_id`: a duplicate changes no counter and is counted as a duplicate.
+A duplicate or stale answer that is a judge call of its own (`accounting.LateCall`) is stored
+in `cj_late_results` once per (correlation id, completed_at), and its cost and tokens are
+added to the batch's then (they were spent), with `late_results` and `late_cost_usd`.
 """
 
 from __future__ import annotations
@@ -11,16 +14,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sqlalchemy import select, tuple_
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from cj_operator.accounting import (
     OVERDUE_ERROR_CODE,
+    LateCall,
     OpenPair,
     PollPlan,
     plan_poll,
     retry_delay,
 )
 from cj_operator.clock import utcnow
-from cj_operator.db.models import Batch, ComparisonPair, Essay, PairStatus
+from cj_operator.db.models import Batch, ComparisonPair, Essay, LateResult, PairStatus
 from cj_operator.db.rounds import OPEN_STATUSES, retry_not_before
 from cj_operator.db.session import Database
 from common_core import LLMComparisonResultV1
@@ -107,6 +113,7 @@ class PostgresCallbackStore:
                     or batches[row.batch_uid].deleted_at is not None,
                     essay_a_id=essay_ids.get((row.batch_uid, row.essay_a_idx), ""),
                     essay_b_id=essay_ids.get((row.batch_uid, row.essay_b_idx), ""),
+                    answer_completed_at=row.answer_completed_at,
                 )
                 for row in rows
             }
@@ -133,6 +140,7 @@ class PostgresCallbackStore:
                 row.total_tokens = result.token_usage.total_tokens
                 row.cost_usd = result.cost_estimate
                 row.latency_ms = result.response_time_ms
+                row.answer_completed_at = result.completed_at
             for uid, delta in plan.deltas.items():
                 batch = batches[uid]
                 batch.completed += delta.completed
@@ -141,4 +149,49 @@ class PostgresCallbackStore:
                 batch.prompt_tokens += delta.prompt_tokens
                 batch.completion_tokens += delta.completion_tokens
                 batch.total_tokens += delta.total_tokens
+            plan.late = await _count_late(session, plan.late, batches)
         return plan
+
+
+async def _count_late(
+    session: AsyncSession, late: Sequence[LateCall], batches: dict[str, Batch]
+) -> list[LateCall]:
+    """Store the late calls not stored before and add their cost and tokens to their
+    batches; returns those counted now (a redelivered one was counted already)."""
+    if not late:
+        return []
+    inserted = (
+        await session.execute(
+            insert(LateResult)
+            .values(
+                [
+                    {
+                        "batch_uid": call.batch_uid,
+                        "pair_id": call.pair_id,
+                        "correlation_id": call.result.correlation_id,
+                        "completed_at": call.result.completed_at,
+                        "outcome": call.outcome.value,
+                        "cost_usd": call.result.cost_estimate,
+                        "prompt_tokens": call.result.token_usage.prompt_tokens,
+                        "completion_tokens": call.result.token_usage.completion_tokens,
+                        "total_tokens": call.result.token_usage.total_tokens,
+                    }
+                    for call in late
+                ]
+            )
+            .on_conflict_do_nothing(constraint="uq_cj_late_results_call")
+            .returning(LateResult.correlation_id, LateResult.completed_at)
+        )
+    ).all()
+    new = {(cid, at) for cid, at in inserted}
+    counted = [c for c in late if (c.result.correlation_id, c.result.completed_at) in new]
+    for call in counted:
+        batch = batches[call.batch_uid]
+        usage = call.result.token_usage
+        batch.cost_usd += call.result.cost_estimate
+        batch.prompt_tokens += usage.prompt_tokens
+        batch.completion_tokens += usage.completion_tokens
+        batch.total_tokens += usage.total_tokens
+        batch.late_results += 1
+        batch.late_cost_usd += call.result.cost_estimate
+    return counted

@@ -1,8 +1,9 @@
-"""The operator's tables (SQLAlchemy 2 declarative): batches, essays, comparison pairs, scores.
+"""The operator's tables (SQLAlchemy 2 declarative): batches, essays, comparison pairs, scores,
+late results.
 
 PostgreSQL is the single source of truth; the CJBatch status is built from these rows.
 Timestamps are timezone-aware (timestamptz). Deleting a batch row cascades to its essays,
-pairs and scores. A CHECK keeps `completed + failed <= submitted` on every batch.
+pairs, scores and late results. A CHECK keeps `completed + failed <= submitted` on every batch.
 """
 
 from __future__ import annotations
@@ -75,6 +76,9 @@ class Batch(Base):
     Counters count comparison requests (retries included): `submitted` when handed to the
     provider API, `completed` with a winner, `failed` refused/error/overdue.
     `budget` is the most comparisons (pairs, retries excluded) the batch may ask for.
+    `cost_usd` and the token counters are everything spent, `late_cost_usd` included: the
+    cost of `late_results`, answers for a comparison that already had its answer or had been
+    given up (see `LateResult`).
     """
 
     __tablename__ = "cj_batches"
@@ -105,6 +109,8 @@ class Batch(Base):
     prompt_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
     completion_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
     total_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    late_results: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    late_cost_usd: Mapped[float] = mapped_column(Double, default=0.0, server_default="0")
     reliability: Mapped[float | None] = mapped_column(Double, nullable=True)
     ssr: Mapped[float | None] = mapped_column(Double, nullable=True)
     fitted_results: Mapped[int | None] = mapped_column(Integer, nullable=True)
@@ -161,6 +167,10 @@ class ComparisonPair(Base):
     """One comparison request: essays in slot A and B, its round and attempt, and its result.
 
     A retry is a new row (new correlation_id, attempt + 1, `retry_of_id` the failed row).
+    `estimate_usd` is the a-priori cost estimate and `reserved_usd` what the row reserved under
+    the batch's maxCostUSD (`cj_operator.costing`); a reservation is held while the row is
+    PENDING or SUBMITTED. `answer_completed_at` is the recorded answer's `completed_at` (the
+    judge call's identity: a redelivered event has the same one, a second call another).
     """
 
     __tablename__ = "cj_comparison_pairs"
@@ -215,6 +225,39 @@ class ComparisonPair(Base):
     total_tokens: Mapped[int] = mapped_column(Integer, default=0)
     cost_usd: Mapped[float] = mapped_column(Double, default=0.0)
     latency_ms: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    estimate_usd: Mapped[float] = mapped_column(Double, default=0.0, server_default="0")
+    reserved_usd: Mapped[float] = mapped_column(Double, default=0.0, server_default="0")
+    answer_completed_at: Mapped[datetime | None] = mapped_column(_tz(), nullable=True)
+
+
+class LateResult(Base):
+    """A judge call answered after its comparison already had an answer (`duplicate`) or had
+    been given up or its batch finished (`stale`). Not used for scoring; its cost was spent
+    and is counted in the batch's `cost_usd` once per call: (correlation_id, completed_at)
+    is unique, so a redelivered event is not counted twice.
+    """
+
+    __tablename__ = "cj_late_results"
+    __table_args__ = (
+        UniqueConstraint("correlation_id", "completed_at", name="uq_cj_late_results_call"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    batch_uid: Mapped[str] = mapped_column(
+        ForeignKey("cj_batches.uid", ondelete="CASCADE", name="fk_cj_late_results_batch"),
+        index=True,
+    )
+    pair_id: Mapped[int] = mapped_column(
+        ForeignKey("cj_comparison_pairs.id", ondelete="CASCADE", name="fk_cj_late_results_pair")
+    )
+    correlation_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    completed_at: Mapped[datetime] = mapped_column(_tz())
+    outcome: Mapped[str] = mapped_column(String(16))
+    cost_usd: Mapped[float] = mapped_column(Double, default=0.0)
+    prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    total_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    received_at: Mapped[datetime] = mapped_column(_tz(), server_default=func.now())
 
 
 class Score(Base):

@@ -295,6 +295,14 @@ async def snapshot(db: Database, uid: str) -> BatchSnapshot | None:
                 .where(Score.batch_uid == uid, Score.outfit > OUTFIT_THRESHOLD)
             )
         ).scalar_one()
+        reserved = (
+            await session.execute(
+                select(func.coalesce(func.sum(ComparisonPair.reserved_usd), 0.0)).where(
+                    ComparisonPair.batch_uid == uid,
+                    ComparisonPair.status.in_((PairStatus.PENDING, PairStatus.SUBMITTED)),
+                )
+            )
+        ).scalar_one()
         finished_with_results = (
             batch.results_written_at is not None and batch.results_blocked is None
         )
@@ -316,6 +324,9 @@ async def snapshot(db: Database, uid: str) -> BatchSnapshot | None:
             completed=batch.completed,
             failed=batch.failed,
             cost_usd=batch.cost_usd,
+            reserved_usd=float(reserved),
+            late_results=batch.late_results,
+            late_cost_usd=batch.late_cost_usd,
             prompt_tokens=batch.prompt_tokens,
             completion_tokens=batch.completion_tokens,
             total_tokens=batch.total_tokens,

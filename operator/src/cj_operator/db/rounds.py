@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cj_operator.accounting import OVERDUE_ERROR_CODE, retry_delay, should_retry
 from cj_operator.clock import utcnow
+from cj_operator.costing import Calibration, CostModel, Headroom
 from cj_operator.db.models import Batch, ComparisonPair, Essay, PairStatus, Score
 from cj_operator.lifecycle.reasons import Reason
 from cj_operator.lifecycle.transitions import move
@@ -58,9 +59,15 @@ def retry_not_before(now: datetime, delay_seconds: float) -> datetime | None:
     return now + timedelta(seconds=delay_seconds) if delay_seconds > 0 else None
 
 
-async def create_retries(session: AsyncSession, batch: Batch) -> int:
+async def create_retries(
+    session: AsyncSession,
+    batch: Batch,
+    costs: CostModel | None = None,
+    headroom: Headroom | None = None,
+) -> int:
     """New rows (attempt + 1, new correlation id) for failed pairs awaiting a retry whose
-    `retry_not_before` has passed.
+    `retry_not_before` has passed, each reserving its cost again (`costs`) when it fits in
+    `headroom`; one that does not fit keeps waiting (see :func:`drop_retries`).
 
     Counts the new rows in `submitted`. Returns how many.
     """
@@ -79,8 +86,14 @@ async def create_retries(session: AsyncSession, batch: Batch) -> int:
         .scalars()
         .all()
     )
+    created = 0
     for row in rows:
+        estimate = costs.estimate(row.essay_a_idx, row.essay_b_idx) if costs else 0.0
+        reserved = costs.reserve(estimate) if costs else 0.0
+        if headroom is not None and not headroom.take(reserved):
+            continue
         row.retried = True
+        created += 1
         session.add(
             ComparisonPair(
                 batch_uid=batch.uid,
@@ -92,10 +105,23 @@ async def create_retries(session: AsyncSession, batch: Batch) -> int:
                 essay_b_idx=row.essay_b_idx,
                 judge_idx=row.judge_idx,
                 status=PairStatus.PENDING,
+                estimate_usd=estimate,
+                reserved_usd=reserved,
             )
         )
-    batch.submitted += len(rows)
-    return len(rows)
+    batch.submitted += created
+    return created
+
+
+async def has_due_retries(session: AsyncSession, uid: str) -> bool:
+    """True when a failed pair of the batch awaits a retry whose time has come."""
+    due = or_(
+        ComparisonPair.retry_not_before.is_(None), ComparisonPair.retry_not_before <= utcnow()
+    )
+    result = await session.execute(
+        select(ComparisonPair.id).where(*_awaiting_retry(uid), due).limit(1)
+    )
+    return result.first() is not None
 
 
 async def next_retry_at(session: AsyncSession, uid: str) -> datetime | None:
@@ -108,11 +134,18 @@ async def next_retry_at(session: AsyncSession, uid: str) -> datetime | None:
     return value
 
 
-async def drop_retries(session: AsyncSession, batch: Batch) -> int:
-    """Make awaiting retries final failures (no more submissions, e.g. cost limit reached)."""
-    result = await session.execute(
-        update(ComparisonPair).where(*_awaiting_retry(batch.uid)).values(needs_retry=False)
-    )
+async def drop_retries(session: AsyncSession, batch: Batch, *, due_only: bool = False) -> int:
+    """Make awaiting retries final failures (no more submissions, e.g. cost limit reached);
+    with `due_only`, only those whose `retry_not_before` has passed. Returns how many."""
+    where = list(_awaiting_retry(batch.uid))
+    if due_only:
+        where.append(
+            or_(
+                ComparisonPair.retry_not_before.is_(None),
+                ComparisonPair.retry_not_before <= utcnow(),
+            )
+        )
+    result = await session.execute(update(ComparisonPair).where(*where).values(needs_retry=False))
     return int(result.rowcount)  # type: ignore[attr-defined]  # CursorResult of an UPDATE
 
 
@@ -124,6 +157,46 @@ async def count_open(session: AsyncSession, uid: str) -> int:
         .where(ComparisonPair.batch_uid == uid, ComparisonPair.status.in_(OPEN_STATUSES))
     )
     return int(result.scalar_one())
+
+
+async def reserved_usd(session: AsyncSession, uid: str) -> float:
+    """USD reserved by the batch's comparisons in flight (PENDING or SUBMITTED)."""
+    result = await session.execute(
+        select(func.coalesce(func.sum(ComparisonPair.reserved_usd), 0.0)).where(
+            ComparisonPair.batch_uid == uid, ComparisonPair.status.in_(OPEN_STATUSES)
+        )
+    )
+    return float(result.scalar_one())
+
+
+async def cost_calibration(session: AsyncSession, uid: str) -> Calibration:
+    """The largest actual/estimate cost ratio of the batch's answered comparisons that used
+    tokens and had an estimate, and how many there are (`cj_operator.costing.calibration`)."""
+    result = await session.execute(
+        select(func.max(ComparisonPair.cost_usd / ComparisonPair.estimate_usd), func.count()).where(
+            ComparisonPair.batch_uid == uid,
+            ComparisonPair.status.in_((PairStatus.SUCCEEDED, PairStatus.FAILED)),
+            ComparisonPair.total_tokens > 0,
+            ComparisonPair.estimate_usd > 0,
+        )
+    )
+    factor, answers = result.one()
+    return Calibration(None if factor is None else float(factor), int(answers))
+
+
+async def essay_chars(session: AsyncSession, uid: str) -> list[int]:
+    """Characters of each essay of the batch, in essay order (index = `idx`)."""
+    rows = (
+        await session.execute(
+            select(Essay.idx, func.char_length(Essay.text))
+            .where(Essay.batch_uid == uid)
+            .order_by(Essay.idx)
+        )
+    ).all()
+    chars = [0] * (max((idx for idx, _ in rows), default=-1) + 1)
+    for idx, length in rows:
+        chars[idx] = int(length)
+    return chars
 
 
 @dataclass(frozen=True)
@@ -207,11 +280,12 @@ async def insert_round(
     round_number: int,
     pairs: Iterable[tuple[int, int]],
     judges: Sequence[int] | None = None,
+    costs: Sequence[tuple[float, float]] = (),
 ) -> int:
     """Store a new round's pairs (PENDING, attempt 1), count them submitted; returns how many.
 
     `judges` gives each pair's panel judge index (`spec.judges[]`); None: judge 0 for all.
-
+    `costs`: (estimate_usd, reserved_usd) per pair, in order (empty: nothing reserved).
     Moves the batch to WAITING_CALLBACKS (raises IllegalTransitionError from a state that
     cannot plan a round).
     """
@@ -219,6 +293,8 @@ async def insert_round(
     judges = [0] * len(pairs) if judges is None else list(judges)
     if len(judges) != len(pairs):
         raise ValueError(f"{len(judges)} judge indices for {len(pairs)} pairs")
+    if costs and len(costs) != len(pairs):
+        raise ValueError(f"{len(costs)} costs for {len(pairs)} pairs")
     rows = [
         {
             "batch_uid": batch.uid,
@@ -235,8 +311,10 @@ async def insert_round(
             "completion_tokens": 0,
             "total_tokens": 0,
             "cost_usd": 0.0,
+            "estimate_usd": costs[i][0] if costs else 0.0,
+            "reserved_usd": costs[i][1] if costs else 0.0,
         }
-        for (a, b), judge in zip(pairs, judges, strict=True)
+        for i, ((a, b), judge) in enumerate(zip(pairs, judges, strict=True))
     ]
     move(batch, BatchStateEnum.WAITING_CALLBACKS, reason=None, message="", now=utcnow())
     if rows:

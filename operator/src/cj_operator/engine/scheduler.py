@@ -4,7 +4,8 @@
 one step at a time per batch (a per-batch lock, dropped once the batch owes nothing more). A
 step (`cj_operator.engine.steps`, `submission`, `followups`):
 
-1. decide: retries, then when the round is settled a fit and the next round or SCORING;
+1. decide: retries, then when the round is settled a fit and the next round or SCORING
+   (with the judges' prices from `prices.PriceCache`, to reserve each comparison's cost);
 2. send the batch's PENDING pairs to the provider API; when it is down or full the batch is
    woken again after a backoff (the server's Retry-After when given);
 3. SCORING: a final fit, then COMPLETED (or FAILED when the success rate is too low);
@@ -28,6 +29,7 @@ from cj_operator.db.rounds import PairLedger
 from cj_operator.db.session import Database
 from cj_operator.engine import steps
 from cj_operator.engine.followups import CompletionPublisher, write_followups
+from cj_operator.engine.prices import PriceCache
 from cj_operator.engine.submission import SendOutcome, Submitter
 from cj_operator.k8s_io import BatchRef, KubeApi
 from cj_operator.lifecycle.reasons import Reason
@@ -107,6 +109,7 @@ class BatchEngine:
             retry_backoff_seconds=settings.retry_backoff_seconds,
             on_change=on_change,
         )
+        self._prices = PriceCache(provider)
         self._queue: asyncio.Queue[str] = asyncio.Queue()
         self._queued: set[str] = set()
         self.locks = StepLocks()
@@ -166,7 +169,7 @@ class BatchEngine:
             structlog.contextvars.bind_contextvars(batch_uid=uid)
             started = time.perf_counter()
             try:
-                result = await steps.decide(self._db, uid, self._fit)
+                result = await steps.decide(self._db, uid, self._fit, await self._prices.current())
                 if result.scoring:
                     result = await steps.score(self._db, uid, self._fit)
                 for event in result.events:

@@ -1,7 +1,9 @@
 """The engine's steps on one batch, each one database transaction under the batch row lock.
 
-- :func:`decide`: retries (or dropping them once the cost limit is reached); when the round is
-  settled, fit Bradley-Terry, store the scores, then the next round's pairs or SCORING;
+- :func:`decide`: retries (each reserving its estimated cost again when it fits under
+  maxCostUSD, dropped once the limit is reached); when the round is settled, fit
+  Bradley-Terry, store the scores, then the next round's pairs (with their reservations,
+  `cj_operator.costing`) or SCORING;
 - :func:`score`: SCORING -> COMPLETED or FAILED, with a final fit;
 - :func:`apply_timeout`: the batch's deadline passed: SCORING when enough succeeded, else FAILED.
 
@@ -12,13 +14,16 @@ they need, apply the decision and say what is left to do outside the lock (`Step
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import structlog
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from cj_operator.clock import utcnow
+from cj_operator.costing import DEFAULT_MAX_TOKENS, CostModel, Headroom, Price, judge_price
 from cj_operator.db import rounds
+from cj_operator.db.models import Batch
 from cj_operator.db.session import Database
 from cj_operator.lifecycle.reasons import Reason
 from cj_operator.lifecycle.transitions import move
@@ -28,7 +33,7 @@ from cj_operator.scoring.bradley_terry import BradleyTerryFit
 from cj_operator.scoring.diagnostics import Diagnostics
 from cj_operator.scoring.grades import project_grades
 from cj_operator.scoring.stopping import max_score_change, score_change_se
-from common_core import BatchStateEnum
+from common_core import BatchStateEnum, ModelInfo
 
 log = structlog.get_logger("cj_operator.engine")
 
@@ -43,6 +48,10 @@ class Scored:
 
 Fitter = Callable[[int, rounds.PairLedger], Awaitable[Scored | None]]
 """fit(n_items, ledger) -> the fit and its diagnostics, or None when there is nothing to fit."""
+
+PRICES_WAIT_SECONDS = 30.0
+"""How long a batch with maxCostUSD waits before trying again when no prices are known (the
+provider API's model list could not be read): without them nothing can be reserved."""
 
 
 @dataclass(frozen=True)
@@ -71,8 +80,33 @@ class StepResult:
     wake_after: float | None = None
 
 
-async def decide(db: Database, uid: str, fit: Fitter) -> StepResult:
-    """One decision step of a running batch (module docstring)."""
+async def _cost_model(
+    session: AsyncSession, batch: Batch, prices: Sequence[ModelInfo] | None
+) -> CostModel | None:
+    """What the batch's comparisons reserve; None without prices."""
+    if prices is None:
+        return None
+    spec = batch.parsed_spec()
+    # A panel reserves as its dearest judge would (the pair's judge is chosen after the
+    # round is cut to the budget): never less than the real cost, at worst a round cut early.
+    panel_prices = [judge_price(prices, j.provider, j.model) for j in spec.panel()]
+    return CostModel(
+        price=Price(
+            input_usd_per_mtok=max(p.input_usd_per_mtok for p in panel_prices),
+            output_usd_per_mtok=max(p.output_usd_per_mtok for p in panel_prices),
+        ),
+        prompt_chars=len(spec.assignment.user_prompt()),
+        essay_chars=await rounds.essay_chars(session, batch.uid),
+        max_tokens=max(j.max_tokens or DEFAULT_MAX_TOKENS for j in spec.panel()),
+        calibration=await rounds.cost_calibration(session, batch.uid),
+    )
+
+
+async def decide(
+    db: Database, uid: str, fit: Fitter, prices: Sequence[ModelInfo] | None = None
+) -> StepResult:
+    """One decision step of a running batch (module docstring); `prices`: the model manifest
+    (None when unknown: a batch with maxCostUSD then plans nothing and waits)."""
     async with db.sessions.begin() as session:
         batch = await rounds.lock_batch(session, uid)
         if batch is None or batch.deleted_at is not None:
@@ -85,18 +119,39 @@ async def decide(db: Database, uid: str, fit: Fitter) -> StepResult:
             return StepResult(scoring=True)
         if batch.suspended:
             return StepResult()
-        cost_limited = batch.max_cost_usd is not None and batch.cost_usd >= batch.max_cost_usd
-        if cost_limited:
+        limited = batch.max_cost_usd is not None
+        if limited and prices is None:
+            if await rounds.count_open(session, uid) > 0:
+                return StepResult(send=True)
+            log.warning("no model prices known: cannot reserve costs; waiting")
+            return StepResult(wake_after=PRICES_WAIT_SECONDS)
+        costs: CostModel | None = None
+        if limited and batch.cost_usd >= (batch.max_cost_usd or 0.0):
             await rounds.drop_retries(session, batch)
-        else:
-            await rounds.create_retries(session, batch)
+        elif await rounds.has_due_retries(session, uid):
+            costs = await _cost_model(session, batch, prices)
+            headroom = Headroom(
+                batch.max_cost_usd,
+                spent=batch.cost_usd,
+                reserved=await rounds.reserved_usd(session, uid),
+                calibrated=costs is None or costs.calibration.trusted,
+            )
+            await rounds.create_retries(session, batch, costs, headroom)
         if await rounds.count_open(session, uid) > 0:
             return StepResult(send=True)
+        if limited:
+            # Nothing is in flight, so nothing will free room: a due retry that did not fit
+            # now never will.
+            dropped = await rounds.drop_retries(session, batch, due_only=True)
+            if dropped:
+                log.info("retries dropped: their cost does not fit under maxCostUSD", n=dropped)
         waiting = await rounds.next_retry_at(session, uid)
         if waiting is not None:  # a retry waits for its backoff: the round is not settled
             return StepResult(wake_after=max(0.0, (waiting - utcnow()).total_seconds()))
 
         spec = batch.parsed_spec()
+        if costs is None:
+            costs = await _cost_model(session, batch, prices)
         ledger = await rounds.pair_ledger(session, uid, batch.parsed_spec().panel())
         previous = await rounds.previous_scores(session, uid, batch.essays_count)
         results_at_previous_fit = batch.fitted_results if previous is not None else None
@@ -126,6 +181,8 @@ async def decide(db: Database, uid: str, fit: Fitter) -> StepResult:
                 min_results_for_stability=spec.stopping.min_results_for_stability,
                 reliability_target=spec.stopping.reliability_target,
                 results_at_previous_fit=results_at_previous_fit,
+                reserved_usd=0.0,  # settled: nothing is in flight
+                costs=costs,
             )
         )
         if isinstance(decision, NextRound):
@@ -133,7 +190,9 @@ async def decide(db: Database, uid: str, fit: Fitter) -> StepResult:
             judges = assign_judges(
                 decision.pairs, shares, JudgeHistory.of(len(shares), ledger.assignments)
             )
-            n = await rounds.insert_round(session, batch, decision.round, decision.pairs, judges)
+            n = await rounds.insert_round(
+                session, batch, decision.round, decision.pairs, judges, decision.costs
+            )
             log.info("round planned", round=decision.round, pairs=n)
             message = f"Round {decision.round}: {n} comparisons to submit. {decision.message}"
             return StepResult(

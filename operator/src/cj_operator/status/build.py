@@ -78,6 +78,9 @@ class BatchSnapshot:
     judges: Sequence[JudgeSummary] = field(default_factory=tuple)
     misfitting_essays: int = 0
     results_blocked: str | None = None
+    reserved_usd: float = 0.0
+    late_results: int = 0
+    late_cost_usd: float = 0.0
 
 
 def phase_of(snapshot: BatchSnapshot) -> Phase:
@@ -249,6 +252,9 @@ def build_status(
         judges=list(s.judges),
         misfitting_essays=s.misfitting_essays,
         cost_usd=round(s.cost_usd, 6),
+        reserved_cost_usd=round(s.reserved_usd, 6),
+        late_results=s.late_results,
+        late_cost_usd=round(s.late_cost_usd, 6),
         tokens=TokenTotals(
             prompt=s.prompt_tokens, completion=s.completion_tokens, total=s.total_tokens
         ),

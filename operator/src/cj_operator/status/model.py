@@ -212,7 +212,31 @@ class CJBatchStatus(_StatusModel):
         "standard errors: what spec.stopping.scoreStabilitySE compares with.",
     )
     cost_usd: float = Field(
-        default=0.0, alias="costUSD", ge=0.0, description="Estimated cost so far (USD)."
+        default=0.0,
+        alias="costUSD",
+        ge=0.0,
+        description="Estimated cost spent so far (USD): the answers' cost_estimate, late and "
+        "duplicate answers included (lateCostUSD).",
+    )
+    reserved_cost_usd: float = Field(
+        default=0.0,
+        alias="reservedCostUSD",
+        ge=0.0,
+        description="Estimated cost (USD) reserved by the comparisons in flight; a comparison "
+        "is submitted only while costUSD + reservedCostUSD + its own stays within "
+        "spec.limits.maxCostUSD.",
+    )
+    late_results: int = Field(
+        default=0,
+        ge=0,
+        description="Judge answers that came for a comparison already answered or given up "
+        "(duplicates, late answers): not scored, but their cost is in costUSD.",
+    )
+    late_cost_usd: float = Field(
+        default=0.0,
+        alias="lateCostUSD",
+        ge=0.0,
+        description="Estimated cost (USD) of those late answers (part of costUSD).",
     )
     tokens: TokenTotals = Field(default_factory=TokenTotals, description="Tokens used.")
     started_at: AwareDatetime | None = Field(default=None, description="When the batch started.")
