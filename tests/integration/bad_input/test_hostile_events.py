@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID, uuid4
 
-import asyncpg
 import pytest
 import pytest_asyncio
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -26,9 +25,11 @@ from sqlalchemy import select
 from cj_operator.accounting import Outcome
 from cj_operator.db.callbacks import PostgresCallbackStore
 from cj_operator.db.models import Batch, ComparisonPair, PairStatus
+from cj_operator.db.session import Database
 from cj_operator.kafka_io import DEAD_LETTER_MAX_VALUE_BYTES
 from cj_operator.metrics import OperatorMetrics
 from common_core import EssayComparisonWinner, LLMComparisonResultV1
+from tests.integration.bad_input.resources import temporary_database
 from tests.integration.operator.batches import (
     batch_row,
     envelope,
@@ -236,32 +237,20 @@ class ConsumerRun:
     pairs: dict[UUID, ComparisonPair]
 
 
-async def _create_database(cluster: ClusterEnv) -> tuple[str, str]:
-    name = unique_name("t_")
-    server = cluster.database_url.rsplit("/", 1)[0]
-    admin = await asyncpg.connect(server.replace("+asyncpg", "") + "/postgres")
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    return name, f"{server}/{name}"
-
-
-async def _drop_database(cluster: ClusterEnv, name: str) -> None:
-    server = cluster.database_url.rsplit("/", 1)[0]
-    admin = await asyncpg.connect(server.replace("+asyncpg", "") + "/postgres")
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
-
-
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def run(cluster: ClusterEnv) -> AsyncIterator[ConsumerRun]:
     """Every case produced in order, consumed by one running consumer until all offsets are
     committed; then what it recorded and dead-lettered."""
-    db_name, url = await _create_database(cluster)
-    db = await migrated(url)
+    async with temporary_database(cluster) as url:
+        db = await migrated(url)
+        try:
+            async for consumer_run in _consume_every_case(cluster, db):
+                yield consumer_run
+        finally:
+            await db.dispose()
+
+
+async def _consume_every_case(cluster: ClusterEnv, db: Database) -> AsyncIterator[ConsumerRun]:
     admin = AIOKafkaAdminClient(bootstrap_servers=cluster.kafka_bootstrap_servers)
     await admin.start()
     topic, dlq = f"{unique_name('test.')}.callbacks", f"{unique_name('test.')}.dlq"
@@ -340,8 +329,6 @@ async def run(cluster: ClusterEnv) -> AsyncIterator[ConsumerRun]:
     finally:
         await admin.delete_topics([topic, dlq])
         await admin.close()
-        await db.dispose()
-        await _drop_database(cluster, db_name)
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
