@@ -23,6 +23,25 @@ from tests.support.devcluster import ClusterEnv
 from tests.support.isolation import TopicFactory, delete_redis_keys, unique_name
 from tests.support.kube import install_cjbatch_crd
 
+BAD_INPUT_SUITE = "/bad_input/"
+"""Tests under tests/unit/bad_input and tests/integration/bad_input: the bad-input suite, whose
+runtime the terminal summary prints (docs/security.md)."""
+
+_suite_seconds: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if BAD_INPUT_SUITE in report.nodeid:
+        _suite_seconds[report.nodeid] = _suite_seconds.get(report.nodeid, 0.0) + report.duration
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _suite_seconds:
+        terminalreporter.write_line(
+            f"bad-input suite: {len(_suite_seconds)} tests in "
+            f"{sum(_suite_seconds.values()):.1f} s (setup, call and teardown)"
+        )
+
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
