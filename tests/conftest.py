@@ -27,19 +27,20 @@ BAD_INPUT_SUITE = "/bad_input/"
 """Tests under tests/unit/bad_input and tests/integration/bad_input: the bad-input suite, whose
 runtime the terminal summary prints (docs/security.md)."""
 
-_suite_seconds: dict[str, float] = {}
+_suite: dict[str, float] = {"tests": 0, "seconds": 0.0}
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if BAD_INPUT_SUITE in report.nodeid:
-        _suite_seconds[report.nodeid] = _suite_seconds.get(report.nodeid, 0.0) + report.duration
+        _suite["seconds"] += report.duration
+        _suite["tests"] += report.when == "call"
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if _suite_seconds:
+    if _suite["tests"]:
         terminalreporter.write_line(
-            f"bad-input suite: {len(_suite_seconds)} tests in "
-            f"{sum(_suite_seconds.values()):.1f} s (setup, call and teardown)"
+            f"bad-input suite: {int(_suite['tests'])} tests in {_suite['seconds']:.1f} s "
+            "(setup, call and teardown)"
         )
 
 
