@@ -23,6 +23,26 @@ from tests.support.devcluster import ClusterEnv
 from tests.support.isolation import TopicFactory, delete_redis_keys, unique_name
 from tests.support.kube import install_cjbatch_crd
 
+BAD_INPUT_SUITE = "/bad_input/"
+"""Tests under tests/unit/bad_input and tests/integration/bad_input: the bad-input suite, whose
+runtime the terminal summary prints (docs/security.md)."""
+
+_suite: dict[str, float] = {"tests": 0, "seconds": 0.0}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if BAD_INPUT_SUITE in report.nodeid:
+        _suite["seconds"] += report.duration
+        _suite["tests"] += report.when == "call"
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _suite["tests"]:
+        terminalreporter.write_line(
+            f"bad-input suite: {int(_suite['tests'])} tests in {_suite['seconds']:.1f} s "
+            "(setup, call and teardown)"
+        )
+
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:

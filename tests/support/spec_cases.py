@@ -228,3 +228,114 @@ INVALID: list[Case] = [
     ),
     Case("unknown field", with_changes(extra=1), field="spec.extra"),
 ]
+
+
+def _essay_with(**fields: Any) -> dict[str, Any]:
+    """`base_spec()` whose first essay has `fields` replaced."""
+    spec = base_spec()
+    spec["essays"][0].update(fields)
+    return spec
+
+
+HOSTILE: list[Case] = [
+    # Wrong types: each named by its wire path.
+    Case("essays not a list", with_changes(essays="e1,e2"), field="spec.essays"),
+    Case("essay text a number", _essay_with(text=42), field="spec.essays[0].text"),
+    Case("metadata not an object", _essay_with(metadata="x"), field="spec.essays[0].metadata"),
+    Case(
+        "temperature a string",
+        with_changes(judge={"temperature": "hot"}),
+        field="spec.judge.temperature",
+    ),
+    Case(
+        "fractional budget",
+        with_changes(comparisons={"maxTotal": 10.5}),
+        field="spec.comparisons.maxTotal",
+    ),
+    Case("suspend a string", with_changes(suspend="yes"), field="spec.suspend"),
+    # Bounds the shared INVALID list does not try.
+    Case(
+        "65 metadata keys",
+        _essay_with(metadata={f"k{i}": i for i in range(65)}),
+        field="spec.essays[0].metadata",
+    ),
+    Case(
+        "prompt too long",
+        with_changes(assignment={"prompt": "p" * 10_001}),
+        field="spec.assignment.prompt",
+    ),
+    Case(
+        "rubric too long",
+        with_changes(assignment={"prompt": "p", "rubric": "r" * 9_001}),
+        field="spec.assignment.rubric",
+    ),
+    Case("zero maxTokens", with_changes(judge={"maxTokens": 0}), field="spec.judge.maxTokens"),
+    Case(
+        "maxTokens above 100000",
+        with_changes(judge={"maxTokens": 100_001}),
+        field="spec.judge.maxTokens",
+    ),
+    Case("model too long", with_changes(judge={"model": "m" * 201}), field="spec.judge.model"),
+    Case(
+        "provider in capitals",
+        with_changes(judge={"provider": "Anthropic"}),
+        field="spec.judge.provider",
+    ),
+    Case(
+        "negative retries", with_changes(limits={"maxRetries": -1}), field="spec.limits.maxRetries"
+    ),
+    Case("empty timeout", with_changes(limits={"timeout": ""}), field="spec.limits.timeout"),
+    Case(
+        "path in ConfigMap key",
+        with_changes(essays=None, essaysFrom=[{"configMap": "cm", "key": "../etc/passwd"}]),
+        field="spec.essaysFrom[0].key",
+    ),
+    Case(
+        "unknown ConfigMap format",
+        with_changes(essays=None, essaysFrom=[{"configMap": "cm", "format": "xlsx"}]),
+        field="spec.essaysFrom[0].format",
+    ),
+    Case(
+        "201 ConfigMaps",
+        with_changes(essays=None, essaysFrom=[{"configMap": f"cm-{i}"} for i in range(201)]),
+        field="spec.essaysFrom",
+    ),
+    Case("unknown judge field", with_changes(judge={"apiKey": "sk-1"}), field="spec.judge.apiKey"),
+    # Control characters: PostgreSQL cannot store a NUL (the batch could never be registered).
+    Case("NUL in essay text", _essay_with(text="one\x00two"), field="spec.essays[0].text"),
+    Case("escape in essay id", _essay_with(id="e\x1b1"), field="spec.essays[0].id"),
+    Case(
+        "NUL in prompt",
+        with_changes(assignment={"prompt": "Write\x00."}),
+        field="spec.assignment.prompt",
+    ),
+    Case(
+        "bell in rubric",
+        with_changes(assignment={"prompt": "p", "rubric": "\x07loud"}),
+        field="spec.assignment.rubric",
+    ),
+    Case("NUL in model", with_changes(judge={"model": "gpt\x00"}), field="spec.judge.model"),
+]
+"""Hostile specs of the bad-input suite (tests/*/bad_input): wrong types, bounds and control
+characters, each refused by the API server and by the model naming the field. Not in INVALID,
+which the older tests run."""
+
+OPERATOR_REFUSED: list[Case] = [
+    Case(
+        "NUL in a metadata value",
+        _essay_with(metadata={"note": "a\x00b"}),
+        message="metadata.note: control character '\\x00' at position 1",
+    ),
+    Case(
+        "NUL in a metadata key",
+        _essay_with(metadata={"a\x00": 1}),
+        message="metadata key 'a\\x00': control character",
+    ),
+    Case(
+        "escape deep in metadata",
+        _essay_with(metadata={"a": [{"b": "\x1b[2J"}]}),
+        message="metadata.a[0].b: control character '\\x1b'",
+    ),
+]
+"""Specs the API server accepts (metadata is free-form, no schema can reach into it) but the
+operator's model refuses with `message`: PostgreSQL's JSONB cannot store a NUL."""

@@ -2,10 +2,14 @@
 
 Formats (documented in docs/crd-reference.md):
 - CSV (RFC 4180, UTF-8): a header row naming at least `id` and `text` (any case); every other
-  column becomes metadata of each essay; a cell that is an integer or a decimal number becomes a
-  number, an empty cell is left out.
+  column becomes metadata of each essay; a cell that is an integer or a finite decimal number
+  becomes a number (`1e999` stays text), an empty cell is left out.
 - JSONL: one JSON object a line, `{"id": "...", "text": "...", "metadata": {...}}`
   (`metadata` optional, an integer id is taken as its decimal string); blank lines are skipped.
+
+A byte order mark at the start of the data (spreadsheet programs write one) is ignored. Texts
+and ids hold no control characters but tab and line breaks, and metadata no NaN or infinity
+(`cj_operator.spec.Essay`): PostgreSQL could not store them.
 
 Every error names the ConfigMap, the key and the line, and nothing is stored until every
 source of the batch parsed cleanly.
@@ -16,6 +20,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -52,9 +57,13 @@ def _cell_value(cell: str) -> Any:
     text = cell.strip()
     if _INT.match(text):
         return int(text)
-    if _FLOAT.match(text):
-        return float(text)
+    if _FLOAT.match(text) and math.isfinite(number := float(text)):
+        return number
     return cell
+
+
+BOM = "\ufeff"
+"""The byte order mark some editors and spreadsheet programs put at the start of UTF-8 files."""
 
 
 def _first_error(err: ValidationError) -> str:
@@ -69,7 +78,7 @@ def parse_csv(text: str, where: str) -> list[SourcedEssay]:
     Raises EssaySourceError for a missing header, missing id/text columns, duplicate column
     names, a row with too many cells, or an invalid essay (naming the line).
     """
-    reader = csv.reader(io.StringIO(text, newline=""))
+    reader = csv.reader(io.StringIO(text.removeprefix(BOM), newline=""))
     try:
         header = next(reader)
     except StopIteration:
@@ -116,7 +125,7 @@ def parse_jsonl(text: str, where: str) -> list[SourcedEssay]:
     an invalid essay.
     """
     essays: list[SourcedEssay] = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(text.removeprefix(BOM).splitlines(), start=1):
         if not line.strip():
             continue
         try:

@@ -58,7 +58,10 @@ async def operator_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_
         prefix=API_GROUP, key="last-handled-configuration"
     )
     # kopf turns handler log lines into Kubernetes Events; the operator posts its own Events
-    # for what users should see, so only kopf's warnings and errors become Events.
+    # for what users should see, so only kopf's warnings and errors become Events (e.g.
+    # "Handler 'cjbatch_create' failed permanently: invalid spec: ..."). Since kopf 1.45 log
+    # lines are posted only with `loggers` on; without it a refused spec told no one.
+    settings.posting.loggers = True
     settings.posting.level = logging.WARNING
     # Reconnect watches every few minutes: a silently dropped connection costs at most that.
     settings.watching.server_timeout = 300

@@ -18,6 +18,7 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
+from cj_operator.essays_source import EssaySourceError
 from cj_operator.spec import API_GROUP, API_VERSION, KIND, PLURAL
 
 # kubernetes.config is untyped: these names state what its functions return.
@@ -53,7 +54,11 @@ class KubeApi(Protocol):
         ...
 
     async def read_config_map(self, namespace: str, name: str) -> dict[str, str] | None:
-        """A ConfigMap's data (binaryData decoded as UTF-8 too); None when it does not exist."""
+        """A ConfigMap's data (binaryData decoded as UTF-8 too); None when it does not exist.
+
+        Raises EssaySourceError naming the key when a binaryData value is not UTF-8 (kubectl
+        puts a file that is not UTF-8, e.g. a spreadsheet's UTF-16 export, in binaryData).
+        """
         ...
 
     async def write_results(self, ref: BatchRef, name: str, data: dict[str, str]) -> None:
@@ -142,7 +147,13 @@ class KubernetesApi:
                 raise
             data = dict(cm.data or {})
             for key, value in (cm.binary_data or {}).items():
-                data[key] = base64.b64decode(value).decode("utf-8")
+                try:
+                    data[key] = base64.b64decode(value).decode("utf-8")
+                except UnicodeDecodeError as err:
+                    raise EssaySourceError(
+                        f"configmap/{name} key {key}: binaryData is not UTF-8 text "
+                        f"({err.reason} at byte {err.start}); save the file as UTF-8"
+                    ) from None
             return data
 
         return await asyncio.to_thread(call)

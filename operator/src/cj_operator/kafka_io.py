@@ -73,6 +73,12 @@ def parse_callback(value: bytes | None) -> LLMComparisonResultV1:
     return envelope.data
 
 
+DEAD_LETTER_MAX_VALUE_BYTES = 512 * 1024
+"""Longest value a dead letter copies; a longer one is cut (half the broker's 1 MiB default)."""
+
+DEAD_LETTER_MAX_HEADER_BYTES = 64 * 1024
+"""Most bytes of the source record's own headers a dead letter keeps (keys plus values)."""
+
 _REASON_MAX_CHARS = 500
 """Longest reason written to a dead letter's header or a log line."""
 
@@ -107,17 +113,30 @@ class EventPublisher:
         await self._producer.stop()
 
     async def dead_letter(self, topic: str, record: ConsumerRecord[Any, Any], reason: str) -> None:
-        """Copy a malformed record verbatim to `topic`, with headers saying where and why."""
+        """Copy a malformed record to `topic`, with headers saying where and why.
+
+        The value is copied verbatim up to DEAD_LETTER_MAX_VALUE_BYTES and cut there (header
+        `cj-dlq-original-bytes` gives its full size); the record's own headers are kept up to
+        DEAD_LETTER_MAX_HEADER_BYTES. A record that just fitted the broker's limit would
+        otherwise not fit once the reason is added, and the consumer could never get past it.
+        """
         headers = [
             ("cj-dlq-reason", reason[:1000].encode()),
             ("cj-dlq-source-topic", record.topic.encode()),
             ("cj-dlq-source-partition", str(record.partition).encode()),
             ("cj-dlq-source-offset", str(record.offset).encode()),
-            *[(k, v) for k, v in (record.headers or ()) if not k.startswith("cj-dlq-")],
         ]
-        await self._producer.send_and_wait(
-            topic, value=record.value, key=record.key, headers=headers
-        )
+        kept = 0
+        for key, value in record.headers or ():
+            size = len(key) + len(value or b"")
+            if not key.startswith("cj-dlq-") and kept + size <= DEAD_LETTER_MAX_HEADER_BYTES:
+                headers.append((key, value))
+                kept += size
+        value = record.value
+        if value is not None and len(value) > DEAD_LETTER_MAX_VALUE_BYTES:
+            headers.append(("cj-dlq-original-bytes", str(len(value)).encode()))
+            value = value[:DEAD_LETTER_MAX_VALUE_BYTES]
+        await self._producer.send_and_wait(topic, value=value, key=record.key, headers=headers)
 
     async def publish_completion(self, topic: str, event: CJAssessmentCompletedV1) -> None:
         """Publish the batch's completion event, keyed by the batch uid.

@@ -24,6 +24,7 @@ from pydantic.alias_generators import to_camel
 from cj_operator.scoring.grades import ANCHOR_GRADE_KEY
 from cj_operator.scoring.stopping import DEFAULT_STABILITY_THRESHOLD_SE
 from common_core import LLMProviderType
+from common_core.bounds import reject_control_characters
 
 API_GROUP = "cj.huleedu.io"
 API_VERSION = "v1alpha1"
@@ -53,6 +54,11 @@ DURATION_PATTERN = r"^([0-9]+h)?([0-9]+m)?([0-9]+s)?$"
 """A Go-style duration in whole hours, minutes and seconds: `4h`, `90m`, `1h30m`, `45s`."""
 TIMEOUT_MIN_SECONDS = 60
 TIMEOUT_MAX_SECONDS = 7 * 24 * 3600
+NO_CONTROL_CHARACTERS = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
+"""JSON-schema pattern of text without C0 control characters or DEL (tab, line feed and
+carriage return allowed), the same set `common_core.bounds` refuses: PostgreSQL cannot store
+a NUL in text or JSONB, so a spec holding one would fail every attempt to register the batch.
+A schema pattern rather than a CEL rule, so it costs nothing of the CEL budget."""
 
 
 @dataclass(frozen=True)
@@ -140,6 +146,31 @@ def _not_blank(value: str, rule: CelRule) -> str:
     return value
 
 
+def _plain(value: str | None) -> str | None:
+    """`value` unchanged; ValueError naming the first control character (NO_CONTROL_CHARACTERS)."""
+    return None if value is None else reject_control_characters(value)
+
+
+def _storable_json(value: Any, path: str) -> None:
+    """Raise ValueError naming `path` when `value` holds what JSONB cannot store or JSON cannot
+    carry: a control character in a key or string (see NO_CONTROL_CHARACTERS), NaN or an
+    infinity (JSONL read by Python's json module accepts both)."""
+    if isinstance(value, str):
+        try:
+            reject_control_characters(value)
+        except ValueError as exc:
+            raise ValueError(f"{path}: {exc}") from None
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{path}: {value} is not a JSON number (NaN and infinities are not)")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _storable_json(str(key), f"{path} key {key!r}")
+            _storable_json(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _storable_json(item, f"{path}[{i}]")
+
+
 def duration_seconds(text: str) -> int:
     """Seconds of a duration such as ``4h``, ``90m``, ``1h30m`` or ``45s``.
 
@@ -169,36 +200,42 @@ class Essay(_SpecModel):
         min_length=1,
         max_length=ESSAY_ID_MAX_CHARS,
         description="Essay id, unique within the batch (e.g. the student's submission id).",
-        json_schema_extra=_cel(NOT_BLANK_ID),
+        json_schema_extra={**_cel(NOT_BLANK_ID), "pattern": NO_CONTROL_CHARACTERS},
     )
     text: str = Field(
         min_length=1,
         max_length=INLINE_ESSAY_MAX_CHARS,
-        description="The essay's full text (plain text).",
-        json_schema_extra=_cel(NOT_BLANK_TEXT),
+        description="The essay's full text (plain text, no control characters but tab and "
+        "line breaks).",
+        json_schema_extra={**_cel(NOT_BLANK_TEXT), "pattern": NO_CONTROL_CHARACTERS},
     )
     metadata: dict[str, Any] | None = Field(
         default=None,
         max_length=METADATA_MAX_PROPERTIES,
         description="Free-form data kept with the results and sent in request metadata, "
-        'never in the prompt (e.g. {"true_score": 3.5} for the simulated judge). '
-        "`anchorGrade` (a number) makes the essay an anchor: every essay then gets a grade "
-        "projected from the anchors' grades.",
+        'never in the prompt (e.g. {"true_score": 3.5} for the simulated judge). Keys and '
+        "strings hold no control characters, numbers are finite (the operator refuses such "
+        "a spec). `anchorGrade` (a number) makes the essay an anchor: every essay then gets a "
+        "grade projected from the anchors' grades.",
     )
 
     @field_validator("id")
     @classmethod
     def _id_not_blank(cls, value: str) -> str:
+        reject_control_characters(value)
         return _not_blank(value, NOT_BLANK_ID)
 
     @field_validator("text")
     @classmethod
     def _text_not_blank(cls, value: str) -> str:
+        reject_control_characters(value)
         return _not_blank(value, NOT_BLANK_TEXT)
 
     @field_validator("metadata")
     @classmethod
-    def _anchor_grade_is_a_number(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+    def _metadata_storable(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        # No schema equivalent (metadata is free-form): the operator refuses such a spec.
+        _storable_json(value, "metadata")
         grade = (value or {}).get(ANCHOR_GRADE_KEY)
         if grade is None or (
             isinstance(grade, int | float) and not isinstance(grade, bool) and math.isfinite(grade)
@@ -242,18 +279,25 @@ class Assignment(_SpecModel):
         min_length=1,
         max_length=PROMPT_MAX_CHARS,
         description="The assignment prompt the students wrote to.",
-        json_schema_extra=_cel(NOT_BLANK_PROMPT),
+        json_schema_extra={**_cel(NOT_BLANK_PROMPT), "pattern": NO_CONTROL_CHARACTERS},
     )
     rubric: str | None = Field(
         default=None,
         max_length=RUBRIC_MAX_CHARS,
         description="The rubric or criteria the judge should apply.",
+        json_schema_extra={"pattern": NO_CONTROL_CHARACTERS},
     )
 
     @field_validator("prompt")
     @classmethod
     def _prompt_not_blank(cls, value: str) -> str:
+        reject_control_characters(value)
         return _not_blank(value, NOT_BLANK_PROMPT)
+
+    @field_validator("rubric")
+    @classmethod
+    def _rubric_plain(cls, value: str | None) -> str | None:
+        return _plain(value)
 
     def user_prompt(self) -> str:
         """The request's `user_prompt`: the prompt, then the rubric when there is one."""
@@ -273,6 +317,7 @@ class Judge(_SpecModel):
         min_length=1,
         max_length=200,
         description="Model name; unset: the workers' default model of the provider.",
+        json_schema_extra={"pattern": NO_CONTROL_CHARACTERS},
     )
     temperature: float | None = Field(
         default=None, ge=0.0, le=2.0, description="Sampling temperature."
@@ -280,6 +325,11 @@ class Judge(_SpecModel):
     max_tokens: int | None = Field(
         default=None, ge=1, le=100_000, description="Answer token limit."
     )
+
+    @field_validator("model")
+    @classmethod
+    def _model_plain(cls, value: str | None) -> str | None:
+        return _plain(value)
 
 
 class PanelJudge(Judge):
@@ -352,6 +402,7 @@ class Limits(_SpecModel):
     )
     timeout: str | None = Field(
         default=None,
+        min_length=1,
         max_length=32,
         pattern=DURATION_PATTERN,
         description="Time from creation after which the batch is scored if at least "
@@ -451,6 +502,7 @@ class CJBatchSpec(_SpecModel):
     )
     suspend: bool = Field(
         default=False,
+        strict=True,  # "yes" is no boolean to the API server either
         description="True stops submitting comparisons (results in flight are still "
         "recorded); false resumes.",
     )

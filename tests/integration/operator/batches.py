@@ -1,21 +1,29 @@
-"""Helpers for operator integration tests: a migrated database holding a started batch."""
+"""Helpers for operator integration tests: a migrated database holding a started batch, and the
+callback consumer running against real Kafka."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from aiokafka import AIOKafkaProducer
 from sqlalchemy import select
 from sqlalchemy.orm import aliased
 
 from cj_operator.db import batches, rounds
 from cj_operator.db.models import Batch, ComparisonPair, Essay
 from cj_operator.db.session import Database
+from cj_operator.kafka_io import CallbackConsumer, CallbackStore, EventPublisher
 from cj_operator.limits import resolve_limits
+from cj_operator.metrics import OperatorMetrics
 from cj_operator.migrate import upgrade
 from cj_operator.spec import CJBatchSpec
 from common_core import EventEnvelope, LLMComparisonResultV1, metadata_keys
+from tests.support.devcluster import ClusterEnv
 
 
 @dataclass(frozen=True)
@@ -114,3 +122,53 @@ def envelope(result: LLMComparisonResultV1) -> bytes:
         .model_dump_json()
         .encode()
     )
+
+
+@contextlib.asynccontextmanager
+async def running_consumer(
+    cluster: ClusterEnv, topic: str, dlq: str, group: str, store: CallbackStore
+) -> AsyncIterator[tuple[CallbackConsumer, OperatorMetrics, list[set[str]]]]:
+    """The operator's callback consumer on `topic` (dead letters to `dlq`), running until the
+    block ends; yields it, its metrics and the batch uids each recorded poll touched."""
+    metrics = OperatorMetrics()
+    publisher = EventPublisher(cluster.kafka_bootstrap_servers, "cj-operator-test")
+    await publisher.start()
+    touched: list[set[str]] = []
+    consumer = CallbackConsumer(
+        bootstrap_servers=cluster.kafka_bootstrap_servers,
+        topic=topic,
+        group_id=group,
+        dead_letter_topic=dlq,
+        max_records=50,
+        poll_timeout_ms=200,
+        store=store,
+        publisher=publisher,
+        metrics=metrics,
+        on_recorded=lambda uids, _: touched.append(uids),
+    )
+    task = asyncio.create_task(consumer.run())
+    try:
+        yield consumer, metrics, touched
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await publisher.stop()
+
+
+async def produce(
+    cluster: ClusterEnv,
+    topic: str,
+    values: Sequence[bytes | None],
+    max_request_size: int = 1048576,
+) -> None:
+    """Produce `values` in order to `topic` (key b"k", so one partition keeps their order)."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=cluster.kafka_bootstrap_servers, max_request_size=max_request_size
+    )
+    await producer.start()
+    try:
+        for value in values:
+            await producer.send_and_wait(topic, value=value, key=b"k")
+    finally:
+        await producer.stop()

@@ -6,67 +6,31 @@ unknown correlation ids, and dead-letters malformed events without stopping.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from uuid import uuid4
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from cj_operator.accounting import PollPlan
 from cj_operator.db.callbacks import PostgresCallbackStore
 from cj_operator.db.session import Database
-from cj_operator.kafka_io import CallbackConsumer, CallbackStore, EventPublisher
 from cj_operator.metrics import OperatorMetrics
 from common_core import LLMComparisonResultV1, LLMErrorCode
-from tests.integration.operator.batches import batch_row, envelope, migrated, stored_batch
+from tests.integration.operator.batches import (
+    batch_row,
+    envelope,
+    migrated,
+    produce,
+    running_consumer,
+    stored_batch,
+)
 from tests.support.devcluster import ClusterEnv
 from tests.support.factories import failure, success
 from tests.support.isolation import TopicFactory, unique_name
 from tests.support.kafka import collect_records
 from tests.support.polling import wait_for
-
-
-@contextlib.asynccontextmanager
-async def running_consumer(
-    cluster: ClusterEnv, topic: str, dlq: str, group: str, store: CallbackStore
-) -> AsyncIterator[tuple[CallbackConsumer, OperatorMetrics, list[set[str]]]]:
-    metrics = OperatorMetrics()
-    publisher = EventPublisher(cluster.kafka_bootstrap_servers, "cj-operator-test")
-    await publisher.start()
-    touched: list[set[str]] = []
-    consumer = CallbackConsumer(
-        bootstrap_servers=cluster.kafka_bootstrap_servers,
-        topic=topic,
-        group_id=group,
-        dead_letter_topic=dlq,
-        max_records=50,
-        poll_timeout_ms=200,
-        store=store,
-        publisher=publisher,
-        metrics=metrics,
-        on_recorded=lambda uids, _: touched.append(uids),
-    )
-    task = asyncio.create_task(consumer.run())
-    try:
-        yield consumer, metrics, touched
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await publisher.stop()
-
-
-async def _produce(cluster: ClusterEnv, topic: str, values: list[bytes]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=cluster.kafka_bootstrap_servers)
-    await producer.start()
-    try:
-        for value in values:
-            await producer.send_and_wait(topic, value=value, key=b"k")
-    finally:
-        await producer.stop()
 
 
 async def _committed(cluster: ClusterEnv, topic: str, group: str) -> int | None:
@@ -118,7 +82,7 @@ async def test_consumer_records_counts_and_dead_letters(
         b'{"event_type": "x"}',
         envelope(success(c, **stored.echo(c))),
     ]
-    await _produce(cluster, topic, values)
+    await produce(cluster, topic, values)
 
     async with running_consumer(cluster, topic, dlq, group, PostgresCallbackStore(db)) as (
         _,
@@ -139,7 +103,7 @@ async def test_consumer_records_counts_and_dead_letters(
         # Keeps going after the malformed ones: a later event is recorded too.
         more = await stored_batch(db, pairs=1)
         (later,) = more.correlation_ids
-        await _produce(cluster, topic, [envelope(success(later, **more.echo(later)))])
+        await produce(cluster, topic, [envelope(success(later, **more.echo(later)))])
 
         async def recorded() -> bool:
             return (await batch_row(db, more.uid)).completed == 1
@@ -172,7 +136,7 @@ async def test_offsets_are_committed_only_after_the_database_commit(
                 raise ConnectionError("database went away")
             return await PostgresCallbackStore(db).record(results)
 
-    await _produce(
+    await produce(
         cluster, topic, [envelope(success(c, **stored.echo(c))) for c in stored.correlation_ids]
     )
     async with running_consumer(cluster, topic, dlq, group, Flaky()) as (_, metrics, _t):
@@ -210,11 +174,11 @@ async def test_a_restarted_consumer_does_not_count_again(
     group = unique_name("cj-operator-test-")
     stored = await stored_batch(db, pairs=2)
     first, second = stored.correlation_ids
-    await _produce(cluster, topic, [envelope(success(first, **stored.echo(first)))])
+    await produce(cluster, topic, [envelope(success(first, **stored.echo(first)))])
 
     for value, expected in ((None, 1), (envelope(success(second, **stored.echo(second))), 2)):
         if value is not None:
-            await _produce(cluster, topic, [value])
+            await produce(cluster, topic, [value])
         async with running_consumer(cluster, topic, dlq, group, PostgresCallbackStore(db)) as (
             _,
             metrics,
@@ -256,7 +220,7 @@ async def test_out_of_range_or_unstorable_results_do_not_jam_the_consumer(
         _hostile(success(c, **stored.echo(c)), model="m" * 201),
         envelope(success(d, **stored.echo(d))),
     ]
-    await _produce(cluster, topic, values)
+    await produce(cluster, topic, values)
     async with running_consumer(cluster, topic, dlq, group, PostgresCallbackStore(db)) as (
         _,
         metrics,
@@ -306,7 +270,7 @@ async def test_a_record_the_database_refuses_is_dead_lettered_and_the_rest_recor
         envelope(success(poisoned, **stored.echo(poisoned))),
         *(envelope(failure(cid)) for cid in healthy),
     ]
-    await _produce(cluster, topic, values)
+    await produce(cluster, topic, values)
     async with running_consumer(cluster, topic, dlq, group, ContractGap()) as (_, metrics, _t):
         await _until_committed(
             cluster, topic, group, len(values), "offsets committed past the refused record"
@@ -334,7 +298,7 @@ async def test_a_verdict_naming_another_pair_is_dead_lettered_as_forged(
     forged = envelope(
         success(target, **{**stored.echo(target), "essay_a_id": "e7", "essay_b_id": "e6"})
     )
-    await _produce(cluster, topic, [forged, envelope(success(honest, **stored.echo(honest)))])
+    await produce(cluster, topic, [forged, envelope(success(honest, **stored.echo(honest)))])
     async with running_consumer(cluster, topic, dlq, group, PostgresCallbackStore(db)) as (
         _,
         metrics,
@@ -370,7 +334,7 @@ async def test_a_verdict_that_omits_the_request_metadata_is_dead_lettered_as_for
         envelope(success(honest, **stored.echo(honest))),
         envelope(failure(give_up, LLMErrorCode.INTERNAL_ERROR)),  # echoes {}
     ]
-    await _produce(cluster, topic, values)
+    await produce(cluster, topic, values)
     async with running_consumer(cluster, topic, dlq, group, PostgresCallbackStore(db)) as (
         _,
         metrics,

@@ -21,13 +21,14 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cj_plumbing.logs import configure_logging
 from cj_workers.api.auth import UnauthorisedError, unauthorised
 from cj_workers.api.body_limit import BodySizeLimit
 from cj_workers.api.routes import router
 from cj_workers.api.state import ApiState, error_response
-from cj_workers.api.validation import from_validation_errors
+from cj_workers.api.validation import error, from_validation_errors
 from cj_workers.bootstrap_topics import bootstrap_at_start
 from cj_workers.queue import connect_redis
 from cj_workers.redis_check import EvictingRedisError, require_noeviction
@@ -80,6 +81,25 @@ def create_app(settings: ProviderApiSettings) -> FastAPI:
         detail = from_validation_errors(exc.errors(), body, _operation(request))
         request.app.state.api.metrics.submissions.labels(detail.error_code.value).inc()
         return error_response(detail)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # FastAPI's own refusals (a body it cannot parse, an unknown route or method) get an
+        # ErrorDetail body like every other error, not {"detail": ...}.
+        what = "the request body is not valid JSON" if exc.status_code == 400 else "refused"
+        detail = error(
+            LLMErrorCode.INVALID_PROMPT if exc.status_code < 500 else LLMErrorCode.INTERNAL_ERROR,
+            f"{request.method} {request.url.path}: {what} ({exc.detail})",
+            _operation(request),
+            status=exc.status_code,
+        )
+        if exc.status_code == 400:
+            request.app.state.api.metrics.submissions.labels(detail.error_code.value).inc()
+        return JSONResponse(
+            detail.model_dump(mode="json"),
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
 
     app.include_router(router)
 

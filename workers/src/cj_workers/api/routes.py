@@ -161,6 +161,10 @@ async def submit_bulk(request: Request, api: Annotated[ApiState, Depends(api_sta
         return error_response(
             error(LLMErrorCode.INVALID_PROMPT, f"body is not valid JSON: {exc}", operation)
         )
+    except RecursionError:
+        return error_response(
+            error(LLMErrorCode.INVALID_PROMPT, "body is JSON nested too deeply to read", operation)
+        )
     items = raw.get("requests") if isinstance(raw, dict) else None
     if not isinstance(items, list) or not 1 <= len(items) <= BULK_MAX_ITEMS:
         return error_response(

@@ -101,11 +101,41 @@ def parse_request(item: Any, operation: str) -> LLMComparisonRequest | ErrorDeta
         return from_validation_errors(exc.errors(), item, operation, skip=0)
 
 
+METADATA_MAX_DEPTH = 32
+"""Deepest nesting of objects and lists accepted in request metadata. The workers read queue
+entries with pydantic, whose JSON parser stops near 250 levels (an entry no worker could read);
+the operator's own metadata is 2 levels deep."""
+
+
 def metadata_bytes(metadata: dict[str, Any]) -> int:
-    """Size of `metadata` as compact UTF-8 JSON (how it travels in queue entries and events)."""
+    """Size of `metadata` as compact UTF-8 JSON (how it travels in queue entries and events).
+
+    Raises ValueError when it holds NaN or an infinity (Python's JSON parser reads them; JSON
+    has no such numbers, and pydantic would write them as null in the result).
+    """
     return len(
-        json.dumps(metadata, separators=(",", ":"), ensure_ascii=False, default=str).encode()
+        json.dumps(
+            metadata, separators=(",", ":"), ensure_ascii=False, default=str, allow_nan=False
+        ).encode()
     )
+
+
+def metadata_depth(metadata: Any) -> int:
+    """Nesting depth of objects and lists in `metadata` ({} is 1, {"a": [1]} is 2, a scalar 0);
+    iterative, so any depth a JSON parser produced can be measured."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(metadata, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict):
+            children: Any = value.values()
+        elif isinstance(value, list):
+            children = value
+        else:
+            continue
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 def check_request(
@@ -121,7 +151,8 @@ def check_request(
     operation: str,
 ) -> ErrorDetail | None:
     """The configured checks a schema cannot express: the callback topic policy, sizes
-    (essays and prompt in characters, metadata in bytes of JSON), the judge
+    (essays and prompt in characters, metadata in bytes of JSON), metadata that JSON cannot
+    carry (NaN, infinities, nesting deeper than METADATA_MAX_DEPTH), the judge
     (`provider_override` must be in `enabled_providers`, CJ_ENABLED_PROVIDERS) and the model
     manifest (models of priced providers must be listed). The first problem found, or None."""
     cid = request.correlation_id
@@ -149,7 +180,27 @@ def check_request(
                 length=len(text),
                 limit=limit,
             )
-    size = metadata_bytes(request.metadata)
+    depth = metadata_depth(request.metadata)
+    if depth > METADATA_MAX_DEPTH:
+        return error(
+            LLMErrorCode.INVALID_PROMPT,
+            f"metadata is nested {depth} levels deep; at most {METADATA_MAX_DEPTH} are accepted",
+            operation,
+            cid,
+            field="metadata",
+            depth=depth,
+            limit=METADATA_MAX_DEPTH,
+        )
+    try:
+        size = metadata_bytes(request.metadata)
+    except ValueError:
+        return error(
+            LLMErrorCode.INVALID_PROMPT,
+            "metadata holds NaN or an infinity, which JSON cannot carry",
+            operation,
+            cid,
+            field="metadata",
+        )
     if size > max_metadata_bytes:
         return error(
             LLMErrorCode.CONTENT_TOO_LONG,

@@ -14,6 +14,7 @@ from typing import Any
 
 from cj_workers.providers.base import JudgeError
 from common_core import EssayComparisonWinner, LLMErrorCode
+from common_core.bounds import strip_control_characters
 
 _WINNERS = {
     "essay_a": EssayComparisonWinner.ESSAY_A,
@@ -28,10 +29,24 @@ def _parsing(message: str, **details: Any) -> JudgeError:
     return JudgeError(LLMErrorCode.PARSING_ERROR, message, details=details)
 
 
+class _DuplicateKeyError(ValueError):
+    """A JSON object names one key twice (json.loads would keep the last silently)."""
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise _DuplicateKeyError(f"{key!r} appears twice")
+        seen[key] = value
+    return seen
+
+
 def parse_answer_text(text: str | None) -> tuple[EssayComparisonWinner, str, float]:
     """Parse a JSON answer (optionally in a ``` fence) into (winner, justification, confidence).
 
-    Raises `JudgeError(PARSING_ERROR)` when `text` is empty or not a JSON object, and what
+    Raises `JudgeError(PARSING_ERROR)` when `text` is empty, not a JSON object, or names a key
+    twice (`{"winner": "essay_a", "winner": "essay_b", ...}` has no one winner), and what
     `parse_answer` raises otherwise.
     """
     if text is None or not text.strip():
@@ -41,7 +56,9 @@ def parse_answer_text(text: str | None) -> tuple[EssayComparisonWinner, str, flo
     if fenced:
         stripped = fenced.group(1)
     try:
-        data = json.loads(stripped)
+        data = json.loads(stripped, object_pairs_hook=_unique_keys)
+    except _DuplicateKeyError as exc:
+        raise _parsing(f"the answer is ambiguous: {exc}", answer=text[:200]) from exc
     except json.JSONDecodeError as exc:
         raise _parsing(f"the answer is not valid JSON: {exc}", answer=text[:200]) from exc
     if not isinstance(data, Mapping):
@@ -53,7 +70,8 @@ def parse_answer(data: Mapping[str, Any]) -> tuple[EssayComparisonWinner, str, f
     """Validate a structured answer {winner, justification, confidence}.
 
     `winner` must name an essay (`essay_a`/`essay_b`; "Essay A", "A" and case variants are
-    the same label); `justification` a non-empty string; `confidence` a number.
+    the same label); `justification` a string with text besides control characters (those are
+    removed from the published justification); `confidence` a number.
     Raises `JudgeError(PARSING_ERROR)` for a missing or ill-typed field or an unknown
     winner, `JudgeError(INVALID_RESPONSE)` for a confidence outside [1, 5].
     """
@@ -68,7 +86,10 @@ def parse_answer(data: Mapping[str, Any]) -> tuple[EssayComparisonWinner, str, f
     if winner is None:
         raise _parsing(f"winner {raw_winner!r} names neither essay_a nor essay_b")
     justification = data["justification"]
-    if not isinstance(justification, str) or not justification.strip():
+    if (
+        not isinstance(justification, str)
+        or not str(strip_control_characters(justification)).strip()
+    ):
         raise _parsing("justification is missing or empty")
     confidence = data["confidence"]
     if isinstance(confidence, bool) or not isinstance(confidence, int | float):

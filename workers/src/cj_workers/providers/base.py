@@ -13,6 +13,7 @@ from typing import Any, Protocol
 from uuid import UUID
 
 from common_core import EssayComparisonWinner, LLMErrorCode, LLMProviderType
+from common_core.bounds import INT32_MAX
 
 
 @dataclass(frozen=True)
@@ -39,15 +40,35 @@ class JudgeCall:
     metadata: Mapping[str, Any] = field(default_factory=dict)
 
 
+TOKENS_MAX = INT32_MAX // 2
+"""Largest token count a judge may report for one call (prompt or completion): their sum, the
+event's `total_tokens`, must fit an int32 column. Nothing real comes near it."""
+
+
 @dataclass(frozen=True)
 class JudgeAnswer:
-    """A judge's verdict: `confidence` is on the 1-5 scale; token counts as reported."""
+    """A judge's verdict: `confidence` is on the 1-5 scale; token counts as reported.
+
+    Raises JudgeError(INVALID_RESPONSE) when a token count is negative or above TOKENS_MAX
+    (a provider reporting nonsense usage), so the answer becomes an error event naming it.
+    """
 
     winner: EssayComparisonWinner
     justification: str
     confidence: float
     prompt_tokens: int = 0
     completion_tokens: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("prompt_tokens", "completion_tokens"):
+            count = getattr(self, name)
+            if not 0 <= count <= TOKENS_MAX:
+                raise JudgeError(
+                    LLMErrorCode.INVALID_RESPONSE,
+                    f"the provider reported {count} {name}; a count must be between 0 and "
+                    f"{TOKENS_MAX}",
+                    details={name: count},
+                )
 
 
 RETRY_AFTER_MAX_SECONDS = 3600.0
@@ -95,8 +116,9 @@ class JudgeError(Exception):
         self.details: dict[str, Any] = dict(details or {})
         if self.retry_after is not None:
             self.details.setdefault("retry_after_seconds", self.retry_after)
-        self.prompt_tokens = prompt_tokens
-        self.completion_tokens = completion_tokens
+        # Usage is informational on an error: a count out of range is dropped, not stored.
+        self.prompt_tokens = prompt_tokens if 0 <= prompt_tokens <= TOKENS_MAX else 0
+        self.completion_tokens = completion_tokens if 0 <= completion_tokens <= TOKENS_MAX else 0
 
     def __repr__(self) -> str:
         return f"JudgeError({self.code.value}, {self.message!r}, retryable={self.retryable})"
