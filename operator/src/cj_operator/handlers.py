@@ -144,10 +144,14 @@ async def cjbatch_resume(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
 
 @kopf.on.update(API_GROUP, API_VERSION, PLURAL, field="spec")
 async def cjbatch_update(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    """When a CJBatch's spec changes, take over its budget, rules, limits and suspend flag."""
+    """When a CJBatch's spec changes, take over its budget, rules, limits, suspend and cancel."""
     meta = body["metadata"]
     await _runtime(memo).update(
-        uid=meta["uid"], generation=int(meta.get("generation", 1)), spec=_spec(body)
+        uid=meta["uid"],
+        namespace=meta["namespace"],
+        name=meta["name"],
+        generation=int(meta.get("generation", 1)),
+        spec=_spec(body),
     )
 
 

@@ -38,8 +38,9 @@ class BatchRef:
     uid: str
 
 
-class ResultsConfigMapNotOwnedError(Exception):
-    """The results ConfigMap's name is taken by a ConfigMap this CJBatch does not own."""
+class ConfigMapNotOwnedError(Exception):
+    """The name of a ConfigMap the operator writes (`<name>-results`, `<name>-comparisons`)
+    is taken by a ConfigMap this CJBatch does not own."""
 
 
 class KubeApi(Protocol):
@@ -61,11 +62,11 @@ class KubeApi(Protocol):
         """
         ...
 
-    async def write_results(self, ref: BatchRef, name: str, data: dict[str, str]) -> None:
-        """Create or replace the results ConfigMap `name`, owned by the CJBatch.
+    async def write_config_map(self, ref: BatchRef, name: str, data: dict[str, str]) -> None:
+        """Create or replace the ConfigMap `name` (results, comparisons), owned by the CJBatch.
 
-        Raises ResultsConfigMapNotOwnedError when a ConfigMap of that name exists and is not
-        owned by this CJBatch (it is never overwritten).
+        Raises ConfigMapNotOwnedError when a ConfigMap of that name exists and is not owned
+        by this CJBatch (it is never overwritten).
         """
         ...
 
@@ -158,7 +159,7 @@ class KubernetesApi:
 
         return await asyncio.to_thread(call)
 
-    async def write_results(self, ref: BatchRef, name: str, data: dict[str, str]) -> None:
+    async def write_config_map(self, ref: BatchRef, name: str, data: dict[str, str]) -> None:
         body = k8s.V1ConfigMap(
             metadata=k8s.V1ObjectMeta(
                 name=name,
@@ -190,11 +191,10 @@ class KubernetesApi:
                 existing = self._core.read_namespaced_config_map(name, ref.namespace)
                 owners = (existing.metadata and existing.metadata.owner_references) or []
                 if not any(owner.uid == ref.uid for owner in owners):
-                    raise ResultsConfigMapNotOwnedError(
+                    raise ConfigMapNotOwnedError(
                         f"configmap/{name} already exists and is not owned by this CJBatch; "
-                        "it was left as it is and the results were not written there (they "
-                        "are in PostgreSQL; rename or delete that ConfigMap, or read the "
-                        "results with cjctl results --format json)"
+                        "it was left as it is and nothing was written there (the data is in "
+                        "PostgreSQL; rename or delete that ConfigMap)"
                     ) from None
                 self._core.replace_namespaced_config_map(name, ref.namespace, body)
 

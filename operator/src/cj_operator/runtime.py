@@ -233,7 +233,9 @@ class Runtime:
         if created:
             log.info("batch registered", batch=f"{namespace}/{name}", batch_uid=uid)
         ref = BatchRef(namespace, name, uid)
-        if await self._needs_essays(uid):
+        if spec.cancel:
+            await self._cancel(ref)
+        elif await self._needs_essays(uid):
             try:
                 essays = await self._load_essays(namespace, spec)
             except EssaySourceMissingError as exc:
@@ -274,14 +276,33 @@ class Runtime:
             essays.extend(essays_from_config_map(ref, data))
         return check_batch_essays(essays)
 
-    async def update(self, *, uid: str, generation: int, spec: CJBatchSpec) -> None:
-        """Take over a changed spec (budget, stopping, limits, suspend) and wake the batch."""
+    async def update(
+        self, *, uid: str, namespace: str, name: str, generation: int, spec: CJBatchSpec
+    ) -> None:
+        """Take over a changed spec (budget, stopping, limits, suspend, cancel) and wake the
+        batch."""
         limits = resolve_limits(
             spec, self.settings.batch_timeout_seconds, self.settings.min_success_rate_threshold
         )
         await batches.apply_spec_update(self.db, uid, spec, generation, limits)
+        if spec.cancel:
+            await self._cancel(BatchRef(namespace, name, uid))
         self.engine.wake(uid)
         self.patcher.mark(uid)
+
+    async def _cancel(self, ref: BatchRef) -> None:
+        """`spec.cancel` is true: drop the batch's queued requests (best effort: answers that
+        still come are stale) and finish it as CANCELLED (idempotent)."""
+        if not await reads.is_unfinished(self.db, ref.uid):
+            return
+        try:
+            await self.provider.cancel(ref.uid)
+        except (ProviderUnavailableError, ProviderRejectedError) as exc:
+            log.warning("provider cancel failed", batch_uid=ref.uid, error=str(exc))
+        message = "spec.cancel was set before the batch finished."
+        if await batches.cancel_batch(self.db, ref.uid, message):
+            log.info("batch cancelled", batch=f"{ref.namespace}/{ref.name}", batch_uid=ref.uid)
+            await self._event(ref, "Normal", Reason.CANCELLED, message)
 
     async def remove(self, *, uid: str, namespace: str, name: str, retry: int) -> None:
         """A CJBatch is being deleted: cancel its queued requests, finish it, apply retention.

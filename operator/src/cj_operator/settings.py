@@ -22,6 +22,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from cj_operator.evidence import COMPARISONS_DATA_BUDGET
 from common_core import BULK_MAX_ITEMS, KAFKA_TOPIC_PATTERN, ProcessingEvent
 
 QUEUE_JUDGING_SECONDS = 4 * (60.0 + 5.0) + 3 * max(30.0, 120.0) + 60.0 + 5.0
@@ -29,6 +30,30 @@ QUEUE_JUDGING_SECONDS = 4 * (60.0 + 5.0) + 3 * max(30.0, 120.0) + 60.0 + 5.0
 4 attempts of a 60 s provider timeout + 5 s grace, 3 waits of at most 120 s (Retry-After),
 a 60 s visibility timeout and a 5 s reclaim interval). A unit test checks it against
 WorkerSettings().judging_bound_seconds."""
+
+
+def asyncpg_url(url: str) -> str:
+    """A PostgreSQL URL with the asyncpg driver (postgresql:// and postgres:// get it).
+
+    Raises ValueError naming DATABASE_URL and the problem, never the URL (it holds the
+    password), for another scheme or a URL that cannot be parsed.
+    """
+    for plain in ("postgresql://", "postgres://"):
+        if url.startswith(plain):
+            url = "postgresql+asyncpg://" + url.removeprefix(plain)
+    if not url.startswith("postgresql+asyncpg://"):
+        raise ValueError(
+            "DATABASE_URL must be a PostgreSQL URL (postgresql+asyncpg://...), "
+            f"got scheme {url.split('://', 1)[0]!r}"
+        )
+    try:
+        parsed = make_url(url)
+    except (ValueError, ArgumentError) as exc:
+        raise ValueError(
+            f"DATABASE_URL cannot be parsed ({type(exc).__name__}): check the port is a "
+            "number and special characters in the password are percent-encoded"
+        ) from None
+    return parsed.render_as_string(hide_password=False)
 
 
 def _env(name: str) -> Any:
@@ -273,6 +298,17 @@ class OperatorSettings(BaseSettings):
         "batch, essays, comparisons and scores stay, marked deleted) or `delete` (removed, "
         "cascading).",
     )
+    comparisons_max_bytes: int = Field(
+        default=COMPARISONS_DATA_BUDGET,
+        ge=0,
+        le=COMPARISONS_DATA_BUDGET,
+        validation_alias=_env("CJ_OPERATOR_COMPARISONS_MAX_BYTES"),
+        description="Largest comparisons.csv (bytes) written to a finished batch's "
+        "`<name>-comparisons` ConfigMap (at most 921600: a Kubernetes object is at most 1 MiB). "
+        "Larger: none is written, condition ComparisonsWritten=False says so, and the "
+        "comparisons stay in PostgreSQL (cjctl comparisons reads them with DATABASE_URL). 0 "
+        "never writes it.",
+    )
     migrate_on_start: bool = Field(
         default=True,
         validation_alias=_env("CJ_OPERATOR_MIGRATE_ON_START"),
@@ -348,23 +384,7 @@ class OperatorSettings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _asyncpg_driver(cls, url: str) -> str:
-        for plain in ("postgresql://", "postgres://"):
-            if url.startswith(plain):
-                url = "postgresql+asyncpg://" + url.removeprefix(plain)
-        if not url.startswith("postgresql+asyncpg://"):
-            raise ValueError(
-                "DATABASE_URL must be a PostgreSQL URL (postgresql+asyncpg://...), "
-                f"got scheme {url.split('://', 1)[0]!r}"
-            )
-        try:
-            parsed = make_url(url)
-        except (ValueError, ArgumentError) as exc:
-            # The message names the problem, never the URL (it holds the password).
-            raise ValueError(
-                f"DATABASE_URL cannot be parsed ({type(exc).__name__}): check the port is a "
-                "number and special characters in the password are percent-encoded"
-            ) from None
-        return parsed.render_as_string(hide_password=False)
+        return asyncpg_url(url)
 
     @field_validator("provider_api_url")
     @classmethod

@@ -130,14 +130,20 @@ JUDGE_OR_PANEL = CelRule(
 )
 PANEL_MAX = 10
 """Most judges in a panel."""
+CANCEL_IS_FINAL = CelRule(
+    "!has(oldSelf.cancel) || !oldSelf.cancel || (has(self.cancel) && self.cancel)",
+    "spec.cancel cannot be set back to false: a cancelled batch stays cancelled",
+)
 TRANSITION_RULES = (
     IMMUTABLE_ESSAYS,
     IMMUTABLE_SOURCES,
     IMMUTABLE_ASSIGNMENT,
     IMMUTABLE_JUDGE,
     IMMUTABLE_JUDGES,
+    CANCEL_IS_FINAL,
 )
-"""Rules on updates (API server only): what a batch compares cannot change once it runs."""
+"""Rules on updates (API server only): what a batch compares cannot change once it runs, and
+a cancellation cannot be taken back."""
 
 
 def _not_blank(value: str, rule: CelRule) -> str:
@@ -451,7 +457,7 @@ class CJBatchSpec(_SpecModel):
     Raises `pydantic.ValidationError` with the same messages the API server gives for the
     CEL rules (see `CelRule`). `essays`, `essaysFrom`, `assignment` and `judge` are immutable
     after creation (enforced by the API server); `comparisons`, `stopping`, `limits` and
-    `suspend` may change while the batch runs.
+    `suspend` may change while the batch runs; `cancel` may be set once (never unset).
     """
 
     model_config = ConfigDict(
@@ -505,6 +511,12 @@ class CJBatchSpec(_SpecModel):
         strict=True,  # "yes" is no boolean to the API server either
         description="True stops submitting comparisons (results in flight are still "
         "recorded); false resumes.",
+    )
+    cancel: bool = Field(
+        default=False,
+        description="True cancels the batch: its queued comparisons are dropped and it "
+        "finishes as Cancelled, keeping the CJBatch, its results and comparisons ConfigMaps "
+        "(the latest fit) and its completion event. Cannot be set back to false.",
     )
 
     @field_validator("essays")

@@ -23,6 +23,7 @@ from cj_operator.db.callbacks import PostgresCallbackStore
 from cj_operator.db.models import ComparisonPair, Essay, PairStatus
 from cj_operator.db.session import Database
 from cj_operator.engine import BatchEngine
+from cj_operator.evidence import parse_comparisons_csv
 from cj_operator.k8s_io import BatchRef
 from cj_operator.limits import resolve_limits
 from cj_operator.metrics import OperatorMetrics
@@ -105,7 +106,7 @@ class FakeProvider:
 
 class FakeKube:
     def __init__(self) -> None:
-        self.results: list[tuple[BatchRef, str, dict[str, str]]] = []
+        self.written: list[tuple[BatchRef, str, dict[str, str]]] = []
         self.events: list[tuple[str, str]] = []
 
     async def patch_status(self, ref: BatchRef, body: dict[str, Any]) -> bool:
@@ -117,8 +118,8 @@ class FakeKube:
     async def read_config_map(self, namespace: str, name: str) -> dict[str, str] | None:
         return None
 
-    async def write_results(self, ref: BatchRef, name: str, data: dict[str, str]) -> None:
-        self.results.append((ref, name, data))
+    async def write_config_map(self, ref: BatchRef, name: str, data: dict[str, str]) -> None:
+        self.written.append((ref, name, data))
 
     async def post_event(self, ref: BatchRef, kind: str, reason: str, message: str) -> None:
         self.events.append((kind, reason))
@@ -263,10 +264,16 @@ async def test_runs_to_completion_and_finishes_once(harness: Harness) -> None:
     assert len(harness.publisher.events) == 1
     event = harness.publisher.events[0]
     assert [r.essay_id for r in event.rankings] == [f"e{i}" for i in range(5, -1, -1)]
-    assert len(harness.kube.results) == 1
-    ref, name, data = harness.kube.results[0]
-    assert (ref.uid, name) == (uid, f"{batch.name}-results")
+    assert [name for _, name, _ in harness.kube.written] == [
+        f"{batch.name}-results",
+        f"{batch.name}-comparisons",
+    ]
+    ref, _, data = harness.kube.written[0]
+    assert ref.uid == uid
     assert data["results.csv"].splitlines()[1].startswith("e5,")
+    comparisons = parse_comparisons_csv(harness.kube.written[1][2]["comparisons.csv"], "cm")
+    assert len(comparisons) == 15
+    assert {c.winner_id for c in comparisons} <= {f"e{i}" for i in range(6)}
     reasons = [reason for _, reason in harness.kube.events]
     assert "RoundPlanned" in reasons and reasons[-1] == "Completed"
     # A finished batch whose follow-ups are written keeps no step lock in the engine.
@@ -284,7 +291,7 @@ async def test_anchor_essays_give_every_essay_a_projected_grade(harness: Harness
     batch = await batch_row(harness.db, uid)
     assert batch.state == BatchStateEnum.COMPLETED, (batch.reason, batch.message)
     await harness.engine.followups(uid)
-    _, _, data = harness.kube.results[0]
+    _, _, data = harness.kube.written[0]
     rows = {r["essay_id"]: r for r in json.loads(data["results.json"])}
     assert all(r["projected_grade"] is not None for r in rows.values())
     assert all(r["grade_low"] <= r["projected_grade"] <= r["grade_high"] for r in rows.values())
@@ -337,7 +344,7 @@ async def test_a_batch_without_anchors_has_no_grades(harness: Harness) -> None:
         if not await harness.answer():
             break
     await harness.engine.followups(uid)
-    _, _, data = harness.kube.results[0]
+    _, _, data = harness.kube.written[0]
     assert json.loads(data["summary.json"])["grades"] is None
     assert all(r["projected_grade"] is None for r in json.loads(data["results.json"]))
     snap = await reads.snapshot(harness.db, uid)

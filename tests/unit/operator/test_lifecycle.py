@@ -103,6 +103,7 @@ CONDITION_TYPES = {
     "EssaysLoaded",
     "OrderEffect",
     "ResultsWritten",
+    "ComparisonsWritten",
 }
 KUBERNETES_KINDS = {"ClusterKopfPeering", "ScaledObject", "ServiceMonitor", "PodMonitor"}
 

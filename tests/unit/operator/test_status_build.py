@@ -67,6 +67,7 @@ def test_running_batch() -> None:
         "EssaysLoaded": ("True", "EssaysStored"),
         "OrderEffect": ("Unknown", "NotFitted"),
         "ResultsWritten": ("Unknown", "InProgress"),
+        "ComparisonsWritten": ("Unknown", "InProgress"),
     }
     assert all(c.observed_generation == 1 for c in status.conditions)
 
@@ -197,3 +198,32 @@ def test_results_written_condition() -> None:
     blocked = results(**done, results_blocked="configmap/b-results already exists")
     assert blocked == ("False", "ResultsConfigMapNotOwned")
     assert results(**done) == ("Unknown", "InProgress")
+
+
+def test_comparisons_written_condition_and_field() -> None:
+    def comparisons(**changes: Any) -> tuple[str, str, str | None]:
+        status = build_status(snap(**changes), [], now=NOW)
+        found = next(c for c in status.conditions if c.type == "ComparisonsWritten")
+        return found.status, found.reason, status.comparisons_config_map
+
+    done = {"state": BatchStateEnum.COMPLETED}
+    assert comparisons(**done, comparisons_config_map="b-comparisons") == (
+        "True",
+        "ComparisonsStored",
+        "b-comparisons",
+    )
+    too_large = ("ComparisonsTooLarge", "The 9000 comparisons are 4,000,000 bytes as CSV")
+    assert comparisons(**done, comparisons_blocked=too_large) == (
+        "False",
+        "ComparisonsTooLarge",
+        None,
+    )
+    taken = ("ComparisonsConfigMapNotOwned", "configmap/b-comparisons already exists")
+    assert comparisons(**done, comparisons_blocked=taken)[:2] == (
+        "False",
+        "ComparisonsConfigMapNotOwned",
+    )
+    assert comparisons() == ("Unknown", "InProgress", None)
+    status = build_status(snap(**done, comparisons_blocked=too_large), [], now=NOW)
+    message = next(c.message for c in status.conditions if c.type == "ComparisonsWritten")
+    assert message == too_large[1]

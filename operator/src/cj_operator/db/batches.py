@@ -185,14 +185,26 @@ async def mark_done(
     *,
     results: bool = False,
     event: bool = False,
+    comparisons: bool = False,
     results_blocked: str | None = None,
+    comparisons_blocked: tuple[Reason, str] | None = None,
 ) -> None:
     """Record that the results ConfigMap was written (or, with `results_blocked`, why it could
-    not be) and/or that the completion event was published."""
+    not be), that the comparisons ConfigMap was written (or, with `comparisons_blocked`, the
+    reason and message why not), and/or that the completion event was published. What is
+    recorded stays recorded."""
     values: dict[str, Any] = {}
+    blocked: dict[str, dict[str, str | None]] = {}
     if results:
         values["results_written_at"] = utcnow()
-        values["results_blocked"] = results_blocked
+        blocked["results_written_at"] = {"results_blocked": results_blocked}
+    if comparisons:
+        values["comparisons_written_at"] = utcnow()
+        reason, message = comparisons_blocked or (None, None)
+        blocked["comparisons_written_at"] = {
+            "comparisons_blocked_reason": None if reason is None else reason.value,
+            "comparisons_blocked": message,
+        }
     if event:
         values["completion_published_at"] = utcnow()
     if not values:
@@ -201,10 +213,9 @@ async def mark_done(
         batch = await lock_batch(session, uid)
         if batch is None:
             return
-        already_written = batch.results_written_at is not None
         for key, value in values.items():
-            if key == "results_blocked":
-                if not already_written:
-                    batch.results_blocked = value
-            elif getattr(batch, key) is None:
-                setattr(batch, key, value)
+            if getattr(batch, key) is not None:
+                continue
+            setattr(batch, key, value)
+            for column, why in blocked.get(key, {}).items():
+                setattr(batch, column, why)

@@ -133,6 +133,9 @@ class Batch(Base):
     finished_at: Mapped[datetime | None] = mapped_column(_tz(), nullable=True)
     results_written_at: Mapped[datetime | None] = mapped_column(_tz(), nullable=True)
     results_blocked: Mapped[str | None] = mapped_column(Text, nullable=True)
+    comparisons_written_at: Mapped[datetime | None] = mapped_column(_tz(), nullable=True)
+    comparisons_blocked: Mapped[str | None] = mapped_column(Text, nullable=True)
+    comparisons_blocked_reason: Mapped[str | None] = mapped_column(String(64), nullable=True)
     completion_published_at: Mapped[datetime | None] = mapped_column(_tz(), nullable=True)
     deleted_at: Mapped[datetime | None] = mapped_column(_tz(), nullable=True)
 

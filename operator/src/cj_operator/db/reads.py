@@ -19,6 +19,7 @@ from cj_operator.clock import utcnow
 from cj_operator.comparison_requests import EssayRecord, PairToSend
 from cj_operator.db.models import Batch, ComparisonPair, Essay, PairStatus, Score
 from cj_operator.db.session import Database
+from cj_operator.evidence import ComparisonRow, comparisons_config_map_name
 from cj_operator.lifecycle.reasons import Reason
 from cj_operator.results import FinishedBatch, ResultRow, results_config_map_name
 from cj_operator.scoring.misfit import OUTFIT_THRESHOLD
@@ -65,12 +66,16 @@ async def unfinished_batches(db: Database) -> list[str]:
 
 
 async def followups_due(db: Database) -> list[str]:
-    """Finished, not deleted batches whose results or completion event are still missing."""
+    """Finished batches whose results, comparisons or completion event are still missing."""
     async with db.sessions() as session:
         rows = await session.execute(
             select(Batch.uid).where(
                 Batch.state.in_(_TERMINAL),
-                or_(Batch.results_written_at.is_(None), Batch.completion_published_at.is_(None)),
+                or_(
+                    Batch.results_written_at.is_(None),
+                    Batch.comparisons_written_at.is_(None),
+                    Batch.completion_published_at.is_(None),
+                ),
             )
         )
         return list(rows.scalars())
@@ -173,11 +178,13 @@ async def pending_pairs(db: Database, uid: str, limit: int) -> list[PairToSend]:
 
 @dataclass(frozen=True)
 class FollowupsDue:
-    """What a finished batch still owes: the results ConfigMap and/or the completion event."""
+    """What a finished batch still owes: the results and comparisons ConfigMaps and/or the
+    completion event."""
 
     results: bool
     event: bool
     deleted: bool
+    comparisons: bool = False
 
 
 async def followups_of(db: Database, uid: str) -> FollowupsDue | None:
@@ -190,7 +197,15 @@ async def followups_of(db: Database, uid: str) -> FollowupsDue | None:
             results=batch.results_written_at is None,
             event=batch.completion_published_at is None,
             deleted=batch.deleted_at is not None,
+            comparisons=batch.comparisons_written_at is None,
         )
+
+
+async def is_unfinished(db: Database, uid: str) -> bool:
+    """True when the batch is known and not COMPLETED, FAILED or CANCELLED."""
+    async with db.sessions() as session:
+        state = (await session.execute(select(Batch.state).where(Batch.uid == uid))).scalar()
+        return state is not None and not state.is_terminal
 
 
 async def batch_identity(db: Database, uid: str) -> tuple[str, str] | None:
@@ -234,6 +249,55 @@ async def result_rows(db: Database, uid: str) -> list[ResultRow]:
             grade_high=score.grade_high if score else None,
         )
         for essay, score in rows
+    ]
+
+
+async def comparison_rows(db: Database, uid: str) -> list[ComparisonRow]:
+    """Every comparison request of the batch (retries included), in the order they were
+    created, with its essays' ids in slot order and its answer; [] for an unknown batch."""
+    essay_a = aliased(Essay)
+    essay_b = aliased(Essay)
+    async with db.sessions() as session:
+        rows = (
+            await session.execute(
+                select(ComparisonPair, essay_a.essay_id, essay_b.essay_id)
+                .join(
+                    essay_a,
+                    and_(
+                        essay_a.batch_uid == ComparisonPair.batch_uid,
+                        essay_a.idx == ComparisonPair.essay_a_idx,
+                    ),
+                )
+                .join(
+                    essay_b,
+                    and_(
+                        essay_b.batch_uid == ComparisonPair.batch_uid,
+                        essay_b.idx == ComparisonPair.essay_b_idx,
+                    ),
+                )
+                .where(ComparisonPair.batch_uid == uid)
+                .order_by(ComparisonPair.id)
+            )
+        ).all()
+    return [
+        ComparisonRow(
+            round=pair.round,
+            attempt=pair.attempt,
+            essay_a_id=a_id,
+            essay_b_id=b_id,
+            winner=pair.winner,
+            confidence=pair.confidence,
+            provider=pair.provider,
+            model=pair.model,
+            cost_usd=pair.cost_usd,
+            total_tokens=pair.total_tokens,
+            status=pair.status.value,
+            error_code=pair.error_code,
+            justification=pair.justification,
+            correlation_id=str(pair.correlation_id),
+            completed_at=pair.completed_at,
+        )
+        for pair, a_id, b_id in rows
     ]
 
 
@@ -306,6 +370,9 @@ async def snapshot(db: Database, uid: str) -> BatchSnapshot | None:
         finished_with_results = (
             batch.results_written_at is not None and batch.results_blocked is None
         )
+        with_comparisons = (
+            batch.comparisons_written_at is not None and batch.comparisons_blocked is None
+        )
         return BatchSnapshot(
             uid=batch.uid,
             name=batch.name,
@@ -350,6 +417,14 @@ async def snapshot(db: Database, uid: str) -> BatchSnapshot | None:
             judges=tuple(_judge(j) for j in batch.judge_fit or []),
             misfitting_essays=int(misfitting),
             results_blocked=batch.results_blocked,
+            comparisons_config_map=(
+                comparisons_config_map_name(batch.name) if with_comparisons else None
+            ),
+            comparisons_blocked=(
+                None
+                if batch.comparisons_blocked is None
+                else (batch.comparisons_blocked_reason or "", batch.comparisons_blocked)
+            ),
         )
 
 

@@ -9,7 +9,8 @@ step (`cj_operator.engine.steps`, `submission`, `followups`):
 2. send the batch's PENDING pairs to the provider API; when it is down or full the batch is
    woken again after a backoff (the server's Retry-After when given);
 3. SCORING: a final fit, then COMPLETED (or FAILED when the success rate is too low);
-4. once finished: the results ConfigMap and the completion event (each once).
+4. once finished: the results and comparisons ConfigMaps and the completion event (each
+   once).
 
 Nothing here is per-resource kopf state: a restarted operator continues from the database.
 """
@@ -245,6 +246,7 @@ class BatchEngine:
             completion_topic=self._settings.completion_topic,
             metrics=self._metrics,
             uid=uid,
+            comparisons_max_bytes=self._settings.comparisons_max_bytes,
         )
 
     async def _post_event(self, uid: str, event: steps.KubeEvent) -> None:

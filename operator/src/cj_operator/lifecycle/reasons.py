@@ -31,7 +31,7 @@ class Reason(StrEnum):
     TIMED_OUT = "TimedOut"
     """`spec.limits.timeout` passed: scored when enough succeeded, else FAILED."""
     CANCELLED = "Cancelled"
-    """The CJBatch was deleted before it finished."""
+    """The CJBatch was cancelled (`spec.cancel`) or deleted before it finished."""
     # --- essays -------------------------------------------------------------------------------
     INVALID_ESSAYS = "InvalidEssays"
     """The essays cannot be used (duplicate ids, empty text, unreadable ConfigMap): FAILED."""
@@ -65,6 +65,14 @@ class Reason(StrEnum):
     RESULTS_CONFIG_MAP_NOT_OWNED = "ResultsConfigMapNotOwned"
     """ResultsWritten=False (and a Warning Event): a ConfigMap the batch does not own has the
     results ConfigMap's name; it is never overwritten."""
+    COMPARISONS_STORED = "ComparisonsStored"
+    """ComparisonsWritten=True: the comparisons ConfigMap holds every comparison."""
+    COMPARISONS_TOO_LARGE = "ComparisonsTooLarge"
+    """ComparisonsWritten=False: the comparisons are larger than the ConfigMap may hold
+    (CJ_OPERATOR_COMPARISONS_MAX_BYTES); they are in PostgreSQL only."""
+    COMPARISONS_CONFIG_MAP_NOT_OWNED = "ComparisonsConfigMapNotOwned"
+    """ComparisonsWritten=False (and a Warning Event): a ConfigMap the batch does not own has
+    the comparisons ConfigMap's name; it is never overwritten."""
     # --- Events ---------------------------------------------------------------------------------
     ROUND_PLANNED = "RoundPlanned"
     """Event: a new round of comparisons is stored and about to be submitted."""

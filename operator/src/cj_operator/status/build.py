@@ -2,8 +2,8 @@
 
 Conditions: `Succeeded` is the summary (Unknown while running, True when COMPLETED, False when
 FAILED or CANCELLED, its reason the batch's final reason), `Progressing`, `Suspended`,
-`EssaysLoaded`, `OrderEffect` (True when the judge favours one slot significantly) and
-`ResultsWritten`.
+`EssaysLoaded`, `OrderEffect` (True when the judge favours one slot significantly),
+`ResultsWritten` and `ComparisonsWritten`.
 `progress` is comparisons with a winner over the batch's budget (100% once COMPLETED), never
 above 100%.
 """
@@ -81,6 +81,9 @@ class BatchSnapshot:
     reserved_usd: float = 0.0
     late_results: int = 0
     late_cost_usd: float = 0.0
+    comparisons_config_map: str | None = None
+    comparisons_blocked: tuple[str, str] | None = None
+    """(reason, message) when the comparisons ConfigMap was not written."""
 
 
 def phase_of(snapshot: BatchSnapshot) -> Phase:
@@ -176,6 +179,7 @@ def desired_conditions(snapshot: BatchSnapshot) -> list[DesiredCondition]:
         loaded,
         _order_condition(s.order_effect),
         _results_condition(s),
+        _comparisons_condition(s),
     ]
 
 
@@ -195,6 +199,27 @@ def _results_condition(s: BatchSnapshot) -> DesiredCondition:
         )
     return DesiredCondition(
         "ResultsWritten", "Unknown", Reason.IN_PROGRESS, "The batch has not finished."
+    )
+
+
+def _comparisons_condition(s: BatchSnapshot) -> DesiredCondition:
+    """`ComparisonsWritten`: True once the comparisons ConfigMap holds every comparison, False
+    when they do not fit in one (ComparisonsTooLarge) or its name is taken by a ConfigMap the
+    batch does not own, Unknown before."""
+    if s.comparisons_blocked is not None:
+        reason, message = s.comparisons_blocked
+        return DesiredCondition(
+            "ComparisonsWritten", "False", reason or Reason.COMPARISONS_TOO_LARGE, message
+        )
+    if s.comparisons_config_map is not None:
+        return DesiredCondition(
+            "ComparisonsWritten",
+            "True",
+            Reason.COMPARISONS_STORED,
+            f"configmap/{s.comparisons_config_map} holds every comparison (comparisons.csv).",
+        )
+    return DesiredCondition(
+        "ComparisonsWritten", "Unknown", Reason.IN_PROGRESS, "The batch has not finished."
     )
 
 
@@ -263,6 +288,7 @@ def build_status(
         last_update_time=now,
         top_essays=list(s.top),
         results_config_map=s.results_config_map,
+        comparisons_config_map=s.comparisons_config_map,
     )
 
 

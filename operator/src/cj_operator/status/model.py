@@ -137,7 +137,8 @@ class CJBatchStatus(_StatusModel):
     )
     conditions: list[Condition] = Field(
         default_factory=list,
-        description="Succeeded (summary), Progressing, Suspended, EssaysLoaded.",
+        description="Succeeded (summary), Progressing, Suspended, EssaysLoaded, OrderEffect, "
+        "ResultsWritten, ComparisonsWritten.",
         json_schema_extra={
             "x-kubernetes-list-type": "map",
             "x-kubernetes-list-map-keys": ["type"],
@@ -254,4 +255,9 @@ class CJBatchStatus(_StatusModel):
     results_config_map: str | None = Field(
         default=None,
         description="ConfigMap with the full results (results.csv, results.json), once final.",
+    )
+    comparisons_config_map: str | None = Field(
+        default=None,
+        description="ConfigMap with every comparison (comparisons.csv), once final; unset when "
+        "they do not fit in one (condition ComparisonsWritten says so; they are in PostgreSQL).",
     )
