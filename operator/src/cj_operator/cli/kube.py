@@ -22,6 +22,10 @@ class KubeError(RuntimeError):
     """A Kubernetes call failed; the message says what failed and, where known, what to do."""
 
 
+class ObjectNotFoundError(KubeError):
+    """The object the call named does not exist (a 404 naming it)."""
+
+
 def connect(kubeconfig: str | None, context: str | None) -> client.ApiClient:
     """An API client from `kubeconfig` (else $KUBECONFIG or ~/.kube/config, else in-cluster).
 
@@ -52,8 +56,9 @@ def _status_body(err: ApiException) -> dict[str, Any]:
 def call(api: client.ApiClient, what: str, fn: Callable[[], T], not_found: str | None = None) -> T:
     """Run one API call, turning failures into KubeError.
 
-    An unreachable server names the API URL; a 404 for a missing object raises `not_found`
-    (when given); a 404 for a missing resource type says the CRD is not installed.
+    An unreachable server names the API URL; a 404 for a missing object raises
+    ObjectNotFoundError (its message `not_found` when given); a 404 for a missing resource
+    type says the CRD is not installed.
     """
     try:
         return fn()
@@ -66,8 +71,8 @@ def call(api: client.ApiClient, what: str, fn: Callable[[], T], not_found: str |
             names_an_object = bool(body.get("details", {}).get("name"))
             if not names_an_object:
                 raise KubeError(f"{what}: {CRD_MISSING}") from None
-            if not_found is not None:
-                raise KubeError(not_found) from None
+            message = f"{what}: {err.status} {err.reason}: {body.get('message', '')}"
+            raise ObjectNotFoundError(message if not_found is None else not_found) from None
         raise KubeError(f"{what}: {err.status} {err.reason}: {body.get('message', '')}") from None
 
 
@@ -83,6 +88,17 @@ def get_batch(api: client.ApiClient, namespace: str, name: str) -> dict[str, Any
         not_found=f"cjbatch {name!r} not found in namespace {namespace!r}",
     )
     return cast(dict[str, Any], obj)
+
+
+def find_config_map(api: client.ApiClient, namespace: str, name: str) -> client.V1ConfigMap | None:
+    """The ConfigMap `name`, or None when it does not exist; KubeError when the call fails."""
+    core = client.CoreV1Api(api)
+    try:
+        return call(
+            api, f"get configmap {name}", lambda: core.read_namespaced_config_map(name, namespace)
+        )
+    except ObjectNotFoundError:
+        return None
 
 
 def list_batches(api: client.ApiClient, namespace: str | None) -> list[dict[str, Any]]:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from rich.table import Table
+
+from cj_operator.evidence import ComparisonRow
 
 TERMINAL_PHASES = ("Completed", "Failed", "Cancelled")
 
@@ -20,8 +23,25 @@ def progress_fraction(status: dict[str, Any]) -> float:
         return 0.0
 
 
+def _timestamp(text: Any) -> datetime | None:
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def batch_started(obj: dict[str, Any]) -> datetime | None:
+    """When the batch started: `status.startedAt`, else `metadata.creationTimestamp`; None
+    when neither is a timestamp."""
+    started = _timestamp((obj.get("status") or {}).get("startedAt"))
+    return started or _timestamp((obj.get("metadata") or {}).get("creationTimestamp"))
+
+
 def eta_seconds(started: datetime, fraction: float, now: datetime) -> float | None:
-    """Seconds left if progress continues at its average rate since `started`; None before any."""
+    """Seconds left if progress continues at its average rate since `started` (the batch's
+    start, `batch_started`); None before any progress."""
     if fraction <= 0.0:
         return None
     elapsed = (now - started).total_seconds()
@@ -47,10 +67,27 @@ def _age(created: str | None, now: datetime) -> str:
     return format_duration((now - then).total_seconds())
 
 
-def batches_table(items: list[dict[str, Any]], now: datetime | None = None) -> Table:
-    """`cjctl list`: one row per CJBatch, like `kubectl get cjb` with the essays count."""
+def _judge(spec: dict[str, Any]) -> str:
+    judge = spec.get("judge") or {}
+    provider = judge.get("provider") or "default"
+    return f"{provider}/{judge['model']}" if judge.get("model") else provider
+
+
+def _reason(status: dict[str, Any]) -> str:
+    for c in status.get("conditions") or []:
+        if c.get("type") == "Succeeded" and c.get("status") != "Unknown":
+            return str(c.get("reason", ""))
+    return ""
+
+
+def batches_table(
+    items: list[dict[str, Any]], now: datetime | None = None, *, wide: bool = False
+) -> Table:
+    """`cjctl list`: one row per CJBatch, like `kubectl get cjb` with the essays count; `wide`
+    adds round, budget, SSR, cost (USD), judge (provider/model) and the finished batch's
+    reason."""
     now = now or datetime.now(UTC)
-    table = Table(
+    columns = [
         "NAMESPACE",
         "NAME",
         "PHASE",
@@ -60,11 +97,13 @@ def batches_table(items: list[dict[str, Any]], now: datetime | None = None) -> T
         "FAILED",
         "RELIABILITY",
         "AGE",
-    )
+    ]
+    if wide:
+        columns += ["ROUND", "BUDGET", "SSR", "COST", "JUDGE", "REASON"]
+    table = Table(*columns)
     for item in items:
         meta, status = item.get("metadata", {}), item.get("status", {})
-        reliability = status.get("reliability")
-        table.add_row(
+        row = [
             meta.get("namespace", ""),
             meta.get("name", ""),
             status.get("phase", "Pending"),
@@ -72,10 +111,70 @@ def batches_table(items: list[dict[str, Any]], now: datetime | None = None) -> T
             status.get("progress", "0%"),
             str(status.get("completed", 0)),
             str(status.get("failed", 0)),
-            "-" if reliability is None else f"{reliability:.2f}",
+            _num(status.get("reliability"), 2),
             _age(meta.get("creationTimestamp"), now),
+        ]
+        if wide:
+            row += [
+                str(status.get("round", 0)),
+                str(status.get("budget", 0)),
+                _num(status.get("ssr"), 2),
+                f"${status.get('costUSD', 0.0):.4f}",
+                _judge(item.get("spec") or {}),
+                _reason(status),
+            ]
+        table.add_row(*row)
+    return table
+
+
+def without_managed_fields(obj: dict[str, Any]) -> dict[str, Any]:
+    """The object without `metadata.managedFields` (as `kubectl get -o yaml` shows it)."""
+    meta = {k: v for k, v in (obj.get("metadata") or {}).items() if k != "managedFields"}
+    return {**obj, "metadata": meta}
+
+
+def comparisons_table(rows: Sequence[ComparisonRow], title: str) -> Table:
+    """`cjctl comparisons -o table`: one row per comparison request, slot A first; WINNER is
+    the winning essay's id, STATUS the error code when the request failed."""
+    table = Table(
+        "ROUND",
+        "ATTEMPT",
+        "ESSAY A",
+        "ESSAY B",
+        "WINNER",
+        "CONF",
+        "JUDGE",
+        "COST",
+        "STATUS",
+        "JUSTIFICATION",
+        title=title,
+    )
+    for r in rows:
+        judge = "-" if r.provider is None else f"{r.provider}/{r.model or 'default'}"
+        table.add_row(
+            str(r.round),
+            str(r.attempt),
+            r.essay_a_id,
+            r.essay_b_id,
+            r.winner_id or "-",
+            _num(r.confidence, 1),
+            judge,
+            f"${r.cost_usd:.4f}",
+            r.error_code or r.status,
+            r.justification or "",
         )
     return table
+
+
+def comparisons_title(name: str, rows: Sequence[ComparisonRow]) -> str:
+    """The line above the comparisons table: counts and total cost (USD)."""
+    won = sum(1 for r in rows if r.winner is not None)
+    failed = sum(1 for r in rows if r.status == "FAILED")
+    cost = sum(r.cost_usd for r in rows)
+    return (
+        f"{name}: {len(rows)} comparison requests, {won} with a winner, {failed} failed, "
+        f"cost ${cost:.4f}"
+    )
 
 
 def _num(value: Any, digits: int) -> str:
