@@ -32,6 +32,7 @@ COLUMNS = (
     "winner",
     "winner_id",
     "confidence",
+    "judge",
     "provider",
     "model",
     "cost_usd",
@@ -43,7 +44,9 @@ COLUMNS = (
     "completed_at",
 )
 """Columns of `comparisons.csv`, in order. `essay_a_id` was shown to the judge in slot A;
-`winner` is `essay_a` or `essay_b` (the slot), `winner_id` the winning essay's id."""
+`winner` is `essay_a` or `essay_b` (the slot), `winner_id` the winning essay's id; `judge` the
+panel judge asked (`provider/model`, as summary.json's judges name it), `provider` and `model`
+what answered."""
 
 Winner = Literal["essay_a", "essay_b"]
 
@@ -54,6 +57,7 @@ class ComparisonRow(BaseModel):
     `round` and `attempt` count from 1; `confidence` is 1.0-5.0 (None without a winner);
     `cost_usd` in USD; `status` PENDING, SUBMITTED, SUCCEEDED or FAILED; `error_code` an
     LLMErrorCode value (or CJ_BATCH_FINISHED for a comparison open when the batch finished);
+    `judge` the panel judge asked (`provider/model`, `#<index>` when two share the name);
     `provider` and `model` the judge that answered (None before an answer).
     """
 
@@ -65,6 +69,7 @@ class ComparisonRow(BaseModel):
     essay_b_id: str = Field(min_length=1)
     winner: Winner | None = None
     confidence: float | None = Field(default=None, ge=1.0, le=5.0)
+    judge: str = Field(default="unknown/unknown", min_length=1)
     provider: str | None = None
     model: str | None = None
     cost_usd: float = Field(default=0.0, ge=0.0)

@@ -101,6 +101,7 @@ def test_every_comparison_from_the_config_map(
         assert float(shown["confidence"]) == row["confidence"]
         assert shown["justification"] == row["justification"]
         assert (shown["provider"], shown["model"]) == (row["provider"], row["model"])
+        assert shown["judge"] == f"mock/{row['model']}"  # spec: provider mock, model unset
         assert float(shown["cost_usd"]) == row["cost_usd"]
         assert (shown["status"], int(shown["round"])) == (row["status"], row["round"])
     # The essays of the pairs in slot order, and the ConfigMap holds the same CSV.

@@ -200,6 +200,18 @@ def test_list_wide_adds_round_budget_ssr_cost_judge_and_reason() -> None:
     assert "ScoresStable" not in next(line for line in wide.splitlines() if "running" in line)
 
 
+def test_list_wide_names_every_panel_judge() -> None:
+    panel = _batch("panel", phase="Pending")
+    panel["spec"].pop("judge")
+    panel["spec"]["judges"] = [
+        {"provider": "offline", "share": 1.0},
+        {"provider": "anthropic", "model": "m-1", "share": 1.0},
+    ]
+    text = _text(batches_table([panel], now=NOW, wide=True))
+    line = next(row for row in text.splitlines() if "panel" in row)
+    assert "offline+anthropic/m-1" in line
+
+
 def test_list_objects_drop_managed_fields_only() -> None:
     obj = _batch("b", phase="Pending")
     clean = without_managed_fields(obj)
@@ -235,6 +247,7 @@ def test_comparisons_table_shows_slots_winner_judge_and_failures() -> None:
             essay_b_id="e2",
             winner="essay_b",
             confidence=4.0,
+            judge="mock/mock-1",
             provider="mock",
             model="mock-1",
             cost_usd=0.002,

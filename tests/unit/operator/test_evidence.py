@@ -28,6 +28,7 @@ ROWS = [
         essay_b_id="e2",
         winner="essay_b",
         confidence=4.5,
+        judge="anthropic/claude-sonnet-4-5",
         provider="anthropic",
         model="claude-sonnet-4-5",
         cost_usd=0.00123,
@@ -71,6 +72,8 @@ def test_csv_has_every_column_and_quotes_justifications() -> None:
     records = list(csv.DictReader(io.StringIO(text)))
     assert tuple(records[0]) == COLUMNS
     assert records[0]["essay_a_id"] == "e1" and records[0]["winner_id"] == "e2"
+    assert records[0]["judge"] == "anthropic/claude-sonnet-4-5"
+    assert records[2]["judge"] == "unknown/unknown"
     assert records[0]["justification"] == 'B argues, "clearly", with\nexamples; A — less so.'
     assert records[0]["completed_at"] == "2026-01-02T03:04:05+00:00"
     assert records[1]["winner"] == "" and records[1]["error_code"] == "PROVIDER_TIMEOUT"

@@ -12,6 +12,7 @@ import asyncio
 from typing import Annotated, Any
 
 import typer
+from kubernetes import client
 
 from cj_operator.cli import kube
 from cj_operator.cli.app import (
@@ -106,6 +107,42 @@ def missing_message(name: str, status: dict[str, Any]) -> str:
     return f"configmap/{comparisons_config_map_name(name)} not found; {how}"
 
 
+def load_comparisons(
+    api: client.ApiClient, namespace: str, name: str, database_url: str | None
+) -> tuple[dict[str, Any], list[ComparisonRow]]:
+    """The CJBatch `name` and its comparisons: from `<name>-comparisons`, else from PostgreSQL
+    when `database_url` is given (a note on stderr says why), else none.
+
+    Raises the Exit of `fail` (code 1) naming the problem: no such batch, no ConfigMap and no
+    database (with the reason: still running, ComparisonsTooLarge, ...), a database that
+    cannot be read or does not know the batch, a ConfigMap that is not a comparisons CSV.
+    """
+    cm_name = comparisons_config_map_name(name)
+    try:
+        batch = kube.get_batch(api, namespace, name)
+        cm = kube.find_config_map(api, namespace, cm_name)
+    except kube.KubeError as e:
+        raise fail(str(e)) from None
+    status: dict[str, Any] = batch.get("status") or {}
+    try:
+        if cm is not None:
+            text = (cm.data or {}).get("comparisons.csv", "")
+            return batch, parse_comparisons_csv(text, f"configmap/{cm_name}")
+        if not database_url:
+            raise fail(missing_message(name, status))
+        if _condition(status, "ComparisonsWritten").get("status") == "False":
+            note(missing_message(name, status))
+        found = read_from_database(database_url, batch["metadata"]["uid"])
+    except (ValueError, DatabaseReadError) as e:
+        raise fail(str(e)) from None
+    if found is None:
+        raise fail(
+            f"the PostgreSQL at {_safe(database_url)} does not know cjbatch {name} "
+            f"(uid {batch['metadata']['uid']}): is it the operator's database?"
+        )
+    return batch, found
+
+
 def comparisons(
     name: BatchName,
     output: Annotated[
@@ -122,32 +159,9 @@ def comparisons(
     confidence, judge (provider/model), cost, status or error code, and the justification.
     """
     api = connect(kubeconfig, context)
-    ns = namespace_of(namespace, kubeconfig, context)
-    cm_name = comparisons_config_map_name(name)
-    try:
-        batch = kube.get_batch(api, ns, name)
-        cm = kube.find_config_map(api, ns, cm_name)
-    except kube.KubeError as e:
-        raise fail(str(e)) from None
-    status: dict[str, Any] = batch.get("status") or {}
-    try:
-        if cm is not None:
-            text = (cm.data or {}).get("comparisons.csv", "")
-            rows = parse_comparisons_csv(text, f"configmap/{cm_name}")
-        elif database_url:
-            if _condition(status, "ComparisonsWritten").get("status") == "False":
-                note(missing_message(name, status))
-            found = read_from_database(database_url, batch["metadata"]["uid"])
-            if found is None:
-                raise fail(
-                    f"the PostgreSQL at {_safe(database_url)} does not know cjbatch {name} "
-                    f"(uid {batch['metadata']['uid']}): is it the operator's database?"
-                )
-            rows = found
-        else:
-            raise fail(missing_message(name, status))
-    except (ValueError, DatabaseReadError) as e:
-        raise fail(str(e)) from None
+    _, rows = load_comparisons(
+        api, namespace_of(namespace, kubeconfig, context), name, database_url
+    )
     if output is OutputFormat.csv:
         emit(comparisons_csv(rows))
     elif output is OutputFormat.json:

@@ -68,9 +68,12 @@ def _age(created: str | None, now: datetime) -> str:
 
 
 def _judge(spec: dict[str, Any]) -> str:
-    judge = spec.get("judge") or {}
-    provider = judge.get("provider") or "default"
-    return f"{provider}/{judge['model']}" if judge.get("model") else provider
+    """`provider/model` of the spec's judge, or of each panel judge joined by `+`."""
+    names = []
+    for judge in spec.get("judges") or [spec.get("judge") or {}]:
+        provider = judge.get("provider") or "default"
+        names.append(f"{provider}/{judge['model']}" if judge.get("model") else provider)
+    return "+".join(names)
 
 
 def _reason(status: dict[str, Any]) -> str:
@@ -135,7 +138,8 @@ def without_managed_fields(obj: dict[str, Any]) -> dict[str, Any]:
 
 def comparisons_table(rows: Sequence[ComparisonRow], title: str) -> Table:
     """`cjctl comparisons -o table`: one row per comparison request, slot A first; WINNER is
-    the winning essay's id, STATUS the error code when the request failed."""
+    the winning essay's id, JUDGE the panel judge asked, STATUS the error code when the
+    request failed."""
     table = Table(
         "ROUND",
         "ATTEMPT",
@@ -150,7 +154,6 @@ def comparisons_table(rows: Sequence[ComparisonRow], title: str) -> Table:
         title=title,
     )
     for r in rows:
-        judge = "-" if r.provider is None else f"{r.provider}/{r.model or 'default'}"
         table.add_row(
             str(r.round),
             str(r.attempt),
@@ -158,7 +161,7 @@ def comparisons_table(rows: Sequence[ComparisonRow], title: str) -> Table:
             r.essay_b_id,
             r.winner_id or "-",
             _num(r.confidence, 1),
-            judge,
+            r.judge,
             f"${r.cost_usd:.4f}",
             r.error_code or r.status,
             r.justification or "",

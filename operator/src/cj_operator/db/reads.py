@@ -18,6 +18,7 @@ from sqlalchemy.orm import aliased
 from cj_operator.clock import utcnow
 from cj_operator.comparison_requests import EssayRecord, PairToSend
 from cj_operator.db.models import Batch, ComparisonPair, Essay, PairStatus, Score
+from cj_operator.db.rounds import judge_key
 from cj_operator.db.session import Database
 from cj_operator.evidence import ComparisonRow, comparisons_config_map_name
 from cj_operator.lifecycle.reasons import Reason
@@ -254,10 +255,13 @@ async def result_rows(db: Database, uid: str) -> list[ResultRow]:
 
 async def comparison_rows(db: Database, uid: str) -> list[ComparisonRow]:
     """Every comparison request of the batch (retries included), in the order they were
-    created, with its essays' ids in slot order and its answer; [] for an unknown batch."""
+    created, with its essays' ids in slot order, its panel judge (the key summary.json's
+    judges use) and its answer; [] for an unknown batch."""
     essay_a = aliased(Essay)
     essay_b = aliased(Essay)
     async with db.sessions() as session:
+        batch = await session.get(Batch, uid)
+        panel = batch.parsed_spec().panel() if batch is not None else None
         rows = (
             await session.execute(
                 select(ComparisonPair, essay_a.essay_id, essay_b.essay_id)
@@ -287,6 +291,7 @@ async def comparison_rows(db: Database, uid: str) -> list[ComparisonRow]:
             essay_b_id=b_id,
             winner=pair.winner,
             confidence=pair.confidence,
+            judge=judge_key(panel, pair.judge_idx, pair.provider, pair.model),
             provider=pair.provider,
             model=pair.model,
             cost_usd=pair.cost_usd,

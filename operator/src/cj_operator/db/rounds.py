@@ -255,7 +255,7 @@ async def pair_ledger(
         if status == PairStatus.SUCCEEDED:
             a_won = winner == "essay_a"
             outcomes.append((a, b) if a_won else (b, a))
-            judged.append((a, b, a_won, _judge_key(panel, judge_idx, provider, model)))
+            judged.append((a, b, a_won, judge_key(panel, judge_idx, provider, model)))
         elif status == PairStatus.FAILED and not needs_retry:
             final_failures += 1
     return PairLedger(history, outcomes, final_failures, judged, assignments)
@@ -479,9 +479,12 @@ async def write_scores(
     )
 
 
-def _judge_key(
+def judge_key(
     panel: Sequence[Judge] | None, idx: int, provider: str | None, model: str | None
 ) -> str:
+    """`provider/model` of panel judge `idx` (the spec's word; what it leaves unset from the
+    answer), `#<idx>` appended when two panel judges share the name: the key of summary.json's
+    judges and of comparisons.csv's `judge` column."""
     asked = panel[idx] if panel is not None and 0 <= idx < len(panel) else None
     if asked is not None:
         provider = asked.provider.value if asked.provider is not None else provider
