@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import statistics
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ from typer.testing import CliRunner
 from cj_operator.cli.main import app as cjctl
 from cj_workers.providers.offline import essay_quality
 from tests.e2e.tallies import callback_tally, completion_events, database_counts
+from tests.support.browser import rendered_dom, screenshot
 from tests.support.cjbatches import Batches, batch_manifest
 from tests.support.devcluster import REPO_ROOT, ClusterEnv
 from tests.support.ellipse import by_prompt, require_ellipse
@@ -158,6 +160,7 @@ async def test_a_panel_with_anchors_on_an_ellipse_prompt(
     stack: Stack,
     namespace: str,
     database_url: str,
+    tmp_path: Path,
 ) -> None:
     """An `offline` + `simulated` panel (the simulated judge follows the human `overall`
     scores with Bradley-Terry noise); every fourth essay is an anchor graded with its human
@@ -210,6 +213,17 @@ async def test_a_panel_with_anchors_on_an_ellipse_prompt(
     table = CliRunner().invoke(cjctl, ["results", name, *kube], env={"COLUMNS": "300"})
     assert table.exit_code == 0, table.output
     assert "GRADE (95%)" in table.output
+    # The report a teacher reads, rendered by a real browser.
+    page = tmp_path / "report.html"
+    written = CliRunner().invoke(cjctl, ["report", name, "-o", str(page), *kube])
+    assert written.exit_code == 0, written.output
+    dom = rendered_dom(page)
+    assert 'aria-label="ranking plot"' in dom
+    assert dom.count("<circle") == len(essays)
+    assert all(f">{e.essay_id}</a>" in dom for e in essays), "every essay in the ranking"
+    assert "Judges" in dom and "simulated/simulated-bt" in dom
+    shot = screenshot(page, "ellipse-panel-report.png")
+    print(f"{name}: report {page.stat().st_size:,} bytes, screenshot {shot}")
 
 
 async def test_example_batch_through_the_whole_system(

@@ -5,6 +5,7 @@
     cjctl watch N
     cjctl results N --format table|csv|json
     cjctl comparisons N -o table|csv|json [--database-url URL]
+    cjctl report N [-o report.html] [--database-url URL]
     cjctl list [-A] [-o table|wide|json|yaml]
     cjctl suspend|resume|cancel N
     cjctl --version | --install-completion | --show-completion
@@ -41,6 +42,7 @@ from cj_operator.cli.app import (
     emit,
     fail,
     namespace_of,
+    note,
     out,
     print_table,
 )
@@ -324,6 +326,55 @@ def results(
 
 
 app.command()(comparisons_cmd.comparisons)
+
+
+@app.command()
+def report(
+    name: BatchName,
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="The HTML file to write.", dir_okay=False)
+    ] = Path("report.html"),
+    database_url: comparisons_cmd.DatabaseUrl = None,
+    namespace: Namespace = None,
+    kubeconfig: Kubeconfig = None,
+    context: Context = None,
+) -> None:
+    """Write one self-contained HTML report of a finished batch: the ranking with each
+    essay's 95% interval as a plot, projected grades, reliability, order effect, misfitting
+    essays and judges, and each essay's comparisons with the judges' justifications."""
+    from cj_operator.cli.report import render_report
+    from cj_operator.results import results_config_map_name
+
+    api = connect(kubeconfig, context)
+    ns = namespace_of(namespace, kubeconfig, context)
+    cm_name = results_config_map_name(name)
+    try:
+        batch = kube.get_batch(api, ns, name)
+        status = batch.get("status", {})
+        cm = kube.find_config_map(api, ns, cm_name)
+    except kube.KubeError as e:
+        raise fail(str(e)) from None
+    if cm is None:
+        raise fail(
+            f"no results yet: cjbatch {name} is {status.get('phase', 'Pending')} "
+            f"({status.get('progress', '0%')}); try `cjctl watch {name}`"
+        )
+    data = cm.data or {}
+    try:
+        _, rows = comparisons_cmd.load_comparisons(api, ns, name, database_url)
+        comparisons = [r.model_dump(mode="json") for r in rows]
+    except typer.Exit:
+        note("the report is written without the comparisons (see the error above)")
+        comparisons = []
+    page = render_report(
+        name,
+        status,
+        json.loads(data.get("results.json", "[]")),
+        json.loads(data.get("summary.json", "{}")),
+        comparisons,
+    )
+    output.write_text(page, encoding="utf-8")
+    note(f"wrote {output} ({len(page.encode()):,} bytes, {len(comparisons)} comparisons)")
 
 
 class ListFormat(StrEnum):
