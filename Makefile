@@ -43,8 +43,8 @@ demo: setup ## the main job: rank essays through the whole system (ESSAYS=file.c
 images: setup ## build the operator and workers images without Docker (buildah), as OCI archives in ~/.cache/cj-operator/images
 	@hack/images build
 
-up: setup ## start the local cluster (PostgreSQL, Redis, Kafka, etcd, kube-apiserver)
-	@hack/devcluster up
+up: setup ## start the local cluster (PostgreSQL, Redis, Kafka, etcd, kube-apiserver); NODE=1 adds a node that runs pods
+	@hack/devcluster up $(if $(NODE),--node)
 	@echo "connect with: eval \"\$$(hack/devcluster env)\""
 
 down: ## stop the local cluster and the demo's processes
