@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import datetime
@@ -124,6 +125,19 @@ def release_values(node: NodeClusterEnv, database: str, topics: dict[str, str]) 
     }
 
 
+def default_secrets() -> list[tuple[str, str, str]]:
+    """(Secret, key, value) of each Secret the chart's default values name: the database
+    password (any works: trust authentication) and, when the defaults require one, the
+    provider API's token (random; the operator sends the same)."""
+    values = yaml.safe_load((CHART_DIR / "values.yaml").read_text())
+    password = values["database"]["password"]
+    out = [(password["existingSecret"], password["key"], "unused-with-trust-auth")]
+    token = values["providerApi"]["authToken"]
+    if token["existingSecret"]:
+        out.append((token["existingSecret"], token["key"], secrets.token_urlsafe(24)))
+    return out
+
+
 def pods(node: NodeClusterEnv, namespace: str) -> list[dict[str, Any]]:
     out = kubectl(node.cluster, "get", "pods", "-n", namespace, "-o", "json")
     items: list[dict[str, Any]] = json.loads(out)["items"]
@@ -215,17 +229,17 @@ async def test_helm_install_on_a_node_runs_a_batch_through_pods(
         "dead_letter": f"{base}.comparison_result.v1.dlq",
     }
     kubectl(cluster, "create", "namespace", namespace)
-    # The chart names Secrets, never holds them; with trust authentication any password works.
-    kubectl(
-        cluster,
-        "create",
-        "secret",
-        "generic",
-        "cj-database",
-        "-n",
-        namespace,
-        "--from-literal=password=unused-with-trust-auth",
-    )
+    for secret_name, key, value in default_secrets():
+        kubectl(
+            cluster,
+            "create",
+            "secret",
+            "generic",
+            secret_name,
+            "-n",
+            namespace,
+            f"--from-literal={key}={value}",
+        )
     helm_env = {"KUBECONFIG": cluster.kubeconfig}
     timings: dict[str, float] = {}
     try:

@@ -31,6 +31,12 @@ from tests.support.processes import free_port
 SECRETS = {("cj-database", "password"): "unused-with-trust-auth"}
 
 
+def secret(name: str, key: str) -> str:
+    """The Secrets the rendered pods name: the database password (any works: trust
+    authentication), else a token shared by every container naming the same Secret."""
+    return SECRETS.get((name, key), f"test-{name}-{key}")
+
+
 @pytest.fixture(scope="module")
 def built() -> dict[str, OciImage]:
     return {image: OciImage(path) for image, path in built_images().items()}
@@ -137,7 +143,7 @@ def test_each_image_serves_its_health_endpoint_against_the_local_services(
             (container,) = containers(deployment)
             image = qualified(container["image"])
             assert image in refs.values(), f"{image} is not an image `make images` builds"
-            env = resolve_env(container, lambda name, key: SECRETS[(name, key)], suffix[1:])
+            env = resolve_env(container, secret, suffix[1:])
             extra = security_args(pod_spec(deployment), container)
             if suffix == "-operator":  # where a pod would have its service-account token
                 env["KUBECONFIG"] = "/var/run/cj/kubeconfig"
