@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 PY := .venv/bin
 
-.PHONY: help setup lint format generate generate-check test unit integration up down status demo
+.PHONY: help setup lint format generate generate-check test unit integration up down status demo images
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -40,8 +40,11 @@ integration: setup ## only the tests on the real services
 demo: setup ## the main job: rank essays through the whole system (ESSAYS=file.csv PROMPT=file.txt)
 	$(PY)/python -m hack.demo $(if $(ESSAYS),--essays "$(ESSAYS)") $(if $(PROMPT),--prompt-file "$(PROMPT)")
 
-up: setup ## start the local cluster (PostgreSQL, Redis, Kafka, etcd, kube-apiserver)
-	@hack/devcluster up
+images: setup ## build the operator and workers images without Docker (buildah), as OCI archives in ~/.cache/cj-operator/images
+	@hack/images build
+
+up: setup ## start the local cluster (PostgreSQL, Redis, Kafka, etcd, kube-apiserver); NODE=1 adds a node that runs pods
+	@hack/devcluster up $(if $(NODE),--node)
 	@echo "connect with: eval \"\$$(hack/devcluster env)\""
 
 down: ## stop the local cluster and the demo's processes

@@ -11,9 +11,12 @@ FROM ${UV_IMAGE} AS uv
 
 FROM ${PYTHON_IMAGE} AS build
 COPY --from=uv /uv /usr/local/bin/uv
+# UV_SYSTEM_CERTS: uv trusts the image's CA store (/etc/ssl/certs), not only its built-in roots,
+# so a build behind a TLS-inspecting proxy works with the proxy's bundle mounted over it.
 ENV UV_COMPILE_BYTECODE=1 \
     UV_LINK_MODE=copy \
     UV_PYTHON_DOWNLOADS=never \
+    UV_SYSTEM_CERTS=1 \
     UV_PROJECT_ENVIRONMENT=/app/.venv
 WORKDIR /src
 # Dependencies first: this layer is reused while only our own code changes. Every workspace

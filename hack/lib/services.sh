@@ -79,17 +79,21 @@ start_kafka() {
   local lib dir="$STATE_DIR/kafka"
   lib="$(kafka_lib_dir)"
   mkdir -p "$dir"
+  # With a node (hack/lib/node.sh), pods reach the broker at the bridge's address: a listener
+  # of its own, since a client connects to the address the broker advertises.
+  local pods_listener=""
+  node_mode && pods_listener=",PODS://$POD_GATEWAY:$KAFKA_POD_PORT"
   cat >"$dir/server.properties" <<PROPS
 # Single-node KRaft broker for tests. Topics are created explicitly (bootstrap-topics, tests):
 # broker-side auto-creation is off, as in production.
 process.roles=broker,controller
 node.id=1
 controller.quorum.bootstrap.servers=127.0.0.1:$KAFKA_CONTROLLER_PORT
-listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
+listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT$pods_listener
+advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT$pods_listener
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT${pods_listener:+,PODS:PLAINTEXT}
 log.dirs=$dir/data
 num.partitions=1
 auto.create.topics.enable=false
@@ -195,18 +199,29 @@ start_kube_apiserver() {
   bin="$(k8s_bin_dir)"
   _make_pki
   _write_kubeconfig
-  # No kubelet, scheduler or controller-manager: objects are stored and served, never run.
-  # ServiceAccount admission is off because no token controller creates the tokens it wants.
+  # Without a node no kubelet, scheduler or controller-manager: objects are stored and served,
+  # never run, and ServiceAccount admission is off because no token controller creates the
+  # tokens it wants.
   # Priority-and-fairness is off: it spends CPU on bookkeeping a one-user cluster does not need.
+  # With a node, pods reach the API server through the `kubernetes` Service, whose endpoint is
+  # the advertised address (a forwarder there relays to loopback); their ServiceAccount tokens
+  # come from the kubelet (TokenRequest), so ServiceAccount admission is on; the kubelet's
+  # client certificate opens `kubectl logs` and `exec`.
+  local advertise=127.0.0.1 node_flags=(--disable-admission-plugins=ServiceAccount)
+  if node_mode; then
+    advertise="$POD_GATEWAY"
+    node_flags=(--kubelet-client-certificate="$pki/admin.crt" --kubelet-client-key="$pki/admin.key"
+      --kubelet-preferred-address-types=InternalIP)
+  fi
   _spawn kube-apiserver "$bin/kube-apiserver" \
     --etcd-servers="http://127.0.0.1:$ETCD_PORT" \
-    --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$APISERVER_PORT" \
+    --bind-address=127.0.0.1 --advertise-address="$advertise" --secure-port="$APISERVER_PORT" \
     --cert-dir="$pki" --tls-cert-file="$pki/apiserver.crt" --tls-private-key-file="$pki/apiserver.key" \
     --client-ca-file="$pki/ca.crt" --authorization-mode=RBAC \
     --service-cluster-ip-range=10.0.0.0/24 \
     --service-account-issuer=https://kubernetes.default.svc.cluster.local \
     --service-account-key-file="$pki/sa.pub" --service-account-signing-key-file="$pki/sa.key" \
-    --disable-admission-plugins=ServiceAccount --enable-priority-and-fairness=false \
+    "${node_flags[@]}" --enable-priority-and-fairness=false \
     --allow-privileged=true --v=0
   wait_for kube-apiserver 120 "$bin/kubectl" --kubeconfig "$STATE_DIR/kubeconfig" get --raw /readyz \
     || _fail_start kube-apiserver

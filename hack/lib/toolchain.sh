@@ -50,7 +50,7 @@ _go_build() {
     mkdir -p "$out"
     for spec in "${missing[@]}"; do
       log "  go build ${spec#*=}"
-      (cd "$moddir" && go build -trimpath -ldflags="-s -w ${GO_LDFLAGS_X:-}" -o "$out/${spec%%=*}.tmp" "${spec#*=}") >&2 \
+      (cd "$moddir" && nice -n 10 go build -trimpath -ldflags="-s -w ${GO_LDFLAGS_X:-}" -o "$out/${spec%%=*}.tmp" "${spec#*=}") >&2 \
         || die "go build ${spec#*=} failed (see above)"
       mv "$out/${spec%%=*}.tmp" "$out/${spec%%=*}"
     done
@@ -59,17 +59,33 @@ _go_build() {
   printf '%s\n' "$out"
 }
 
-k8s_bin_dir() {
-  # The release build stamps its version with -X; without it the binaries report
-  # v0.0.0-master and kubectl and helm refuse to parse the server version.
+# _k8s_version_stamps MODULE_DIR -> the -X flags the release build stamps its version with;
+# without them the binaries report v0.0.0-master and kubectl and helm refuse to parse the
+# server version.
+_k8s_version_stamps() {
   local v m n p ldx=""
-  v="$(awk '$1 == "k8s.io/kubernetes" {print $2; exit}' "$HACK_DIR/gomod/k8s/go.mod")"
+  v="$(awk '$1 == "k8s.io/kubernetes" {print $2; exit}' "$1/go.mod")"
   IFS=. read -r m n p <<<"${v#v}"
   for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
     ldx+=" -X $p.gitVersion=$v -X $p.gitMajor=$m -X $p.gitMinor=$n -X $p.gitTreeState=clean"
   done
-  GO_LDFLAGS_X="$ldx" _go_build k8s "$HACK_DIR/gomod/k8s" kube-apiserver=k8s.io/kubernetes/cmd/kube-apiserver \
-    kubectl=k8s.io/kubernetes/cmd/kubectl
+  printf '%s' "$ldx"
+}
+
+k8s_bin_dir() {
+  GO_LDFLAGS_X="$(_k8s_version_stamps "$HACK_DIR/gomod/k8s")" _go_build k8s "$HACK_DIR/gomod/k8s" \
+    kube-apiserver=k8s.io/kubernetes/cmd/kube-apiserver kubectl=k8s.io/kubernetes/cmd/kubectl
+}
+
+# k8s_node_bin_dir -> folder holding kubelet, kube-proxy, kube-scheduler and
+# kube-controller-manager, built from hack/gomod/k8s-node (the same k8s.io/kubernetes release as
+# k8s_bin_dir) for `hack/devcluster up --node` only.
+k8s_node_bin_dir() {
+  GO_LDFLAGS_X="$(_k8s_version_stamps "$HACK_DIR/gomod/k8s-node")" \
+    _go_build k8s-node "$HACK_DIR/gomod/k8s-node" \
+    kubelet=k8s.io/kubernetes/cmd/kubelet kube-proxy=k8s.io/kubernetes/cmd/kube-proxy \
+    kube-scheduler=k8s.io/kubernetes/cmd/kube-scheduler \
+    kube-controller-manager=k8s.io/kubernetes/cmd/kube-controller-manager
 }
 
 etcd_bin_dir() {

@@ -1,15 +1,22 @@
-"""What the images would hold, proven without a Docker engine: the build stage of each
-Dockerfile is replayed step by step (its COPY lines from the repository, its `uv sync`
-commands with the pinned uv) into a temporary folder, then the environment is checked.
+"""What the images hold, two ways. The build stage of each Dockerfile is replayed step by step
+(its COPY lines from the repository, its `uv sync` commands with the pinned uv) into a temporary
+folder and the environment is checked; then the images `hack/images build` made with buildah
+from the same Dockerfiles (no Docker engine; base images from Debian packages) are read from
+their OCI archives and must hold the same distributions, the same entry points and the
+configuration the Dockerfiles declare.
 
-Differences from a real build, on purpose: packages are hard-linked from uv's cache and no
-bytecode is compiled (speed); the interpreter is this machine's Python 3.11, not the image's.
+Differences of the replay from a real build, on purpose: packages are hard-linked from uv's
+cache and no bytecode is compiled (speed); the interpreter is this machine's Python 3.11, not
+the image's.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import posixpath
+import re
 import shlex
 import shutil
 import subprocess
@@ -23,6 +30,7 @@ import pytest
 
 from tests.support.chart import ALL_ON_VALUES, REPO_ROOT, containers, render, workloads
 from tests.support.dockerfiles import DOCKERFILES, IMAGE_OF_REPOSITORY, instructions
+from tests.support.images import OciImage, built_images
 
 
 def uv_binary() -> str:
@@ -204,3 +212,98 @@ def test_the_operator_image_migrates_a_database(
 
     found = asyncio.run(tables())
     assert "alembic_version" in found and len(found) > 2, found
+
+
+@pytest.fixture(scope="module")
+def built() -> dict[str, OciImage]:
+    return {image: OciImage(path) for image, path in built_images().items()}
+
+
+def distributions(dist_infos: set[str]) -> dict[str, str]:
+    """`name-version.dist-info` folder names -> {normalised name: version}."""
+    out = {}
+    for folder in dist_infos:
+        if folder.endswith(".dist-info"):
+            name, _, version = folder.removesuffix(".dist-info").rpartition("-")
+            out[re.sub(r"[-_.]+", "-", name).lower()] = version
+    return out
+
+
+def site_packages(image: OciImage) -> str:
+    (lib,) = image.listdir("app/.venv/lib")
+    return f"app/.venv/lib/{lib}/site-packages"
+
+
+@pytest.mark.timeout(3600)  # a cold `hack/images build` takes several minutes
+@pytest.mark.parametrize("image", sorted(DOCKERFILES))
+def test_the_built_image_installs_what_the_dockerfile_replay_installs(
+    images: dict[str, ReplayedImage], built: dict[str, OciImage], image: str
+) -> None:
+    replayed = images[image]
+    (replay_site,) = replayed.venv.glob("lib/python3*/site-packages")
+    expected = distributions(set(os.listdir(replay_site)))
+    assert len(expected) > 20, expected
+    assert distributions(built[image].listdir(site_packages(built[image]))) == expected
+    # The same entry points (console scripts, python links, activation scripts).
+    assert built[image].listdir("app/.venv/bin") == set(os.listdir(replayed.venv / "bin"))
+    assert set(entry_points(image)) <= built[image].listdir("app/.venv/bin")
+
+
+@pytest.mark.timeout(3600)
+def test_every_command_the_chart_runs_is_in_the_built_image(built: dict[str, OciImage]) -> None:
+    for workload in workloads(render(values_files=[ALL_ON_VALUES])):
+        for container in containers(workload):
+            repository = container["image"].rsplit("/", 1)[-1].split(":")[0]
+            image = built[IMAGE_OF_REPOSITORY[repository]]
+            entry = image.files.get(f"app/.venv/bin/{container['command'][0]}")
+            assert entry is not None and entry.kind == "file", (repository, container["command"])
+            if "-m" in container["command"]:  # kopf run -m cj_operator.handlers
+                module = container["command"][container["command"].index("-m") + 1]
+                package = module.split(".")[0]
+                assert f"{site_packages(image)}/{package}/__init__.py" in image.files
+
+
+def runtime_stage(image: str) -> list[tuple[str, str]]:
+    steps = instructions(DOCKERFILES[image])
+    start = max(i for i, (word, _) in enumerate(steps) if word == "FROM")
+    return steps[start + 1 :]
+
+
+def chart_app_version() -> str:
+    chart = (REPO_ROOT / "charts" / "cj-operator" / "Chart.yaml").read_text()
+    match = re.search(r'^appVersion: *"?([^"\n]+)"?$', chart, re.MULTILINE)
+    assert match
+    return match[1]
+
+
+@pytest.mark.timeout(3600)
+@pytest.mark.parametrize("image", sorted(DOCKERFILES))
+def test_the_built_image_has_the_runtime_stage_configuration(
+    built: dict[str, OciImage], image: str
+) -> None:
+    oci = built[image]
+    config = oci.config
+    steps = runtime_stage(image)
+    (cmd,) = [args for word, args in steps if word == "CMD"]
+    assert config["Cmd"] == json.loads(cmd)
+    assert config["User"] == [args for word, args in steps if word == "USER"][-1]
+    assert config["WorkingDir"] == [args for word, args in steps if word == "WORKDIR"][-1]
+    exposed = {f"{port}/tcp" for word, args in steps if word == "EXPOSE" for port in args.split()}
+    assert set(config["ExposedPorts"]) == exposed
+    env = dict(item.split("=", 1) for item in config["Env"])
+    for word, args in steps:
+        if word == "ENV":
+            for pair in shlex.split(args):
+                key, _, value = pair.partition("=")
+                assert env[key].startswith(value.replace("$PATH", "")), (key, env[key])
+    assert config["Labels"]["org.opencontainers.image.title"] == f"cj-{image}"
+    # Tagged with the chart's appVersion, as the chart's default values name it.
+    assert oci.ref_name == f"docker.io/library/cj-{image}:{chart_app_version()}"
+    # Nothing of the build stage but the environment: no sources, no uv, no caches.
+    for leftover in ("src", "usr/local/bin/uv", "root/.cache", "etc/uv"):
+        assert leftover not in oci.files, leftover
+    # The environment's interpreter is the image's own.
+    python = oci.files["app/.venv/bin/python"]
+    assert python.kind == "symlink"
+    target = posixpath.normpath(posixpath.join("/app/.venv/bin", python.target))
+    assert oci.files[target.lstrip("/")].kind in ("file", "symlink"), target

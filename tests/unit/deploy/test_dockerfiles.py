@@ -1,7 +1,7 @@
 """The Dockerfiles, checked without a Docker engine: hadolint, then the rules we hold them to.
 
-No image is built here (no engine on these machines); tests/integration/deploy replays the
-images' install steps with uv to prove the commands the chart runs exist in them.
+No image is built by these unit tests; tests/integration/deploy/test_image_contents.py replays
+the images' install steps with uv and reads the images `make images` built with buildah.
 """
 
 from __future__ import annotations
