@@ -28,6 +28,7 @@ from pydantic import ValidationError
 from cj_operator.accounting import Outcome, PollPlan
 from cj_operator.metrics import OperatorMetrics
 from cj_plumbing.backoff import exponential_backoff
+from cj_plumbing.test_hooks import Point, hold_if_armed
 from common_core import (
     CJAssessmentCompletedV1,
     EventEnvelope,
@@ -256,6 +257,11 @@ class CallbackConsumer:
         for record, reason in malformed:
             await self._dead_letter(record, reason, "malformed callback dead-lettered")
         outcomes, touched = await self._record(parsed)
+        await hold_if_armed(
+            Point.OPERATOR_BEFORE_OFFSET_COMMIT,
+            records=len(parsed),
+            correlation_ids=[str(result.correlation_id) for _, result in parsed],
+        )
         await consumer.commit({tp: records[-1].offset + 1 for tp, records in polled.items()})
         if malformed:
             self._metrics.dead_letters.inc(len(malformed))
