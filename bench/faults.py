@@ -11,7 +11,8 @@ ends, then the markdown table docs/operator.md shows: fault, comparisons, outage
 time (seconds from the injection), comparisons lost, double-counted, duplicates seen (extra
 publishes of a comparison), the duplicates' cost the batch does not count, completion event
 ids. Exit status 1 when any case broke a guarantee (its problems are printed).
-The run's namespace and database (`cj-faults-<run id>`) are left for inspection.
+The run's namespace and database (`cj-faults-<run id>`) and the processes' logs (the
+directory printed first) are left for inspection.
 """
 
 from __future__ import annotations
@@ -66,25 +67,26 @@ async def main() -> int:
     reports: list[FaultReport] = []
     failed: list[str] = []
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="cj-faults-") as work:
-        stack = await FaultStack.create(cluster, Path(work), settings, run_id)
-        try:
-            await stack.start()
-            for case in (c for c in CASES if c.key in args.cases):
-                await stack.ensure_running()
-                try:
-                    report = await case.run(stack)
-                except Exception as exc:  # one broken case does not stop the table
-                    failed.append(f"{case.key}: {exc!r}")
-                    print(f"{case.key}: did not finish: {exc!r}", flush=True)
-                    continue
-                finally:
-                    await asyncio.to_thread(stack.services.ensure_up)
-                reports.append(report)
-                print(report.line(), flush=True)
-                failed += [f"{case.key}: {p}" for p in report.problems()]
-        finally:
-            await stack.close(cleanup=False)
+    work = Path(tempfile.mkdtemp(prefix=f"cj-faults-{run_id}-"))
+    print(f"processes' logs in {work / 'logs'}", flush=True)
+    stack = await FaultStack.create(cluster, work, settings, run_id)
+    try:
+        await stack.start()
+        for case in (c for c in CASES if c.key in args.cases):
+            await stack.ensure_running()
+            try:
+                report = await case.run(stack)
+            except Exception as exc:  # one broken case does not stop the table
+                failed.append(f"{case.key}: {exc!r}")
+                print(f"{case.key}: did not finish: {exc!r}", flush=True)
+                continue
+            finally:
+                await asyncio.to_thread(stack.services.ensure_up)
+            reports.append(report)
+            print(report.line(), flush=True)
+            failed += [f"{case.key}: {p}" for p in report.problems()]
+    finally:
+        await stack.close(cleanup=False)
     print()
     print(markdown_table(reports))
     print(f"\n{len(reports)} cases in {time.monotonic() - started:.0f} s")

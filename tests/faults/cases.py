@@ -49,6 +49,7 @@ async def worker_killed_before_xack(stack: FaultStack) -> FaultReport:
         return len(ids) >= 2
 
     await poll(published_twice, 60, f"the reclaimed entry {cid} published again", every=0.5)
+    worker.start()  # back for the next case; it boots while this batch finishes
     report = await batch.finish(fault)
     report.context["held correlation id"] = cid
     if report.ledger.duplicates_seen < 1:
