@@ -1,9 +1,9 @@
 """Session-wide fixtures: the local cluster, and per-test isolation on each of its services.
 
-A test under tests/integration/ is marked `integration` and gets the real services of
-`hack/devcluster`: brought up once per session, or reused when already running (then left
-running). Each test has its own Kubernetes namespace, PostgreSQL database, Kafka topic names
-and Redis key prefix.
+A test under tests/integration/, tests/e2e/ or tests/faults/ is marked `integration` and gets
+the real services of `hack/devcluster`: brought up once per session, or reused when already
+running (then left running). Each test has its own Kubernetes namespace, PostgreSQL database,
+Kafka topic names and Redis key prefix.
 """
 
 from __future__ import annotations
@@ -46,10 +46,8 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if (
-            "tests/integration" in Path(str(item.fspath)).as_posix()
-            or "tests/e2e" in Path(str(item.fspath)).as_posix()
-        ):
+        path = Path(str(item.fspath)).as_posix()
+        if any(f"tests/{part}/" in path for part in ("integration", "e2e", "faults")):
             item.add_marker(pytest.mark.integration)
 
 

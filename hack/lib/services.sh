@@ -227,13 +227,25 @@ start_kube_apiserver() {
     || _fail_start kube-apiserver
 }
 
-# stop_service NAME -> SIGTERM to the recorded pid's process group, SIGKILL after 15 s.
+# _stop_signal NAME -> the signal that shuts NAME down promptly and cleanly. PostgreSQL: SIGINT,
+# its "fast" shutdown (disconnects the clients, checkpoints, exits); SIGTERM is its "smart"
+# shutdown, which waits for every client to leave, and its backends run in sessions of their
+# own, so the SIGKILL below would reach only the postmaster and leave them (and its lock file).
+_stop_signal() {
+  case "$1" in
+    postgres) echo INT ;;
+    *) echo TERM ;;
+  esac
+}
+
+# stop_service NAME -> the stop signal to the recorded pid's process group, SIGKILL after 15 s.
 stop_service() {
-  local name="$1" f="$STATE_DIR/$1.pid" pid
+  local name="$1" f="$STATE_DIR/$1.pid" pid sig
   [[ -f "$f" ]] || return 0
   pid="$(cat "$f")"
+  sig="$(_stop_signal "$name")"
   if kill -0 "$pid" 2>/dev/null; then
-    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+    kill "-$sig" -- "-$pid" 2>/dev/null || kill "-$sig" "$pid" 2>/dev/null || true
     local deadline=$((SECONDS + 15))
     while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.2; done
     if kill -0 "$pid" 2>/dev/null; then

@@ -125,15 +125,16 @@ class StackConfig:
             **self.operator_env,
         }
 
-    def operator_argv(self, health_port: int) -> list[str]:
-        """`kopf run` of the operator's handlers, standalone, for the configured namespace."""
+    def operator_argv(self, health_port: int, *, standalone: bool = True) -> list[str]:
+        """`kopf run` of the operator's handlers for the configured namespace, standalone
+        (`standalone` false: peering, which needs POD_ID and a ClusterKopfPeering)."""
         scope = ["--namespace", self.namespace] if self.namespace else ["--all-namespaces"]
         return [
             str(BIN / "kopf"),
             "run",
             "-m",
             "cj_operator.handlers",
-            "--standalone",
+            *(["--standalone"] if standalone else []),
             *scope,
             f"--liveness=http://127.0.0.1:{health_port}/healthz",
         ]
@@ -168,8 +169,9 @@ class Stack:
         """Base URL of the operator's metrics server (its page is `<url>/metrics`)."""
         return f"http://127.0.0.1:{self.operator_metrics_port}"
 
-    def start_api(self, **env: str) -> ManagedProcess:
-        """Start the provider API (settings `env` added) and wait until /readyz answers."""
+    def start_api(self, *, wait: bool = True, **env: str) -> ManagedProcess:
+        """Start the provider API (settings `env` added) and wait until /readyz answers
+        (`wait` false: do not wait; `wait_api` does)."""
         assert self.api is None, "one provider API per stack"
         environ = {
             **self.config.provider_environ(),
@@ -179,8 +181,15 @@ class Stack:
         }
         argv = [str(BIN / "cj-provider-api")]
         self.api = ManagedProcess("provider-api", argv, environ, self.log_dir, url=self.api_url)
-        self.api.start().wait_http_ok(f"{self.api_url}/readyz", timeout=60)
+        self.api.start()
+        if wait:
+            self.wait_api()
         return self.api
+
+    def wait_api(self, timeout: float = 60) -> None:
+        """Wait until the API's /readyz answers 2xx."""
+        assert self.api is not None, "no provider API started"
+        self.api.wait_http_ok(f"{self.api_url}/readyz", timeout=timeout)
 
     def start_worker(
         self, name: str | None = None, *, wait: str | None = "/healthz", **env: str
@@ -204,10 +213,10 @@ class Stack:
             worker.wait_http_ok(f"{url}{wait}", timeout=60)
         return worker
 
-    def start_operator(self, **env: str) -> ManagedProcess:
+    def start_operator(self, *, wait: bool = True, **env: str) -> ManagedProcess:
         """Start the operator (again, after a stop or kill; settings `env` added) and wait until
-        its liveness endpoint answers. The first run logs to operator.log, the n-th to
-        operator-<n>.log."""
+        its liveness endpoint answers (`wait` false: do not wait; `wait_operator` does). The
+        first run logs to operator.log, the n-th to operator-<n>.log."""
         assert self.operator is None or not self.operator.alive(), "the operator is running"
         self.operator_starts += 1
         name = "operator" if self.operator_starts == 1 else f"operator-{self.operator_starts}"
@@ -219,10 +228,17 @@ class Stack:
         self.operator = ManagedProcess(
             name, argv, environ, self.log_dir, url=self.operator_metrics_url
         )
-        self.operator.start().wait_http_ok(
-            f"http://127.0.0.1:{self.operator_health_port}/healthz", timeout=90
-        )
+        self.operator.start()
+        if wait:
+            self.wait_operator()
         return self.operator
+
+    def wait_operator(self, timeout: float = 90) -> None:
+        """Wait until the operator's liveness endpoint answers 2xx."""
+        assert self.operator is not None, "no operator started"
+        self.operator.wait_http_ok(
+            f"http://127.0.0.1:{self.operator_health_port}/healthz", timeout=timeout
+        )
 
     def start(self) -> Stack:
         """API (which bootstraps the topics) unless one runs elsewhere, the workers, then the

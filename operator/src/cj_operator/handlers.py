@@ -79,11 +79,12 @@ async def operator_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_
             raise kopf.PermanentError(
                 "peering needs POD_ID (set it to the pod name); or run with --standalone"
             )
-        if not settings.peering.clusterwide:
-            raise kopf.PermanentError(
-                "standby replicas need --all-namespaces (ClusterKopfPeering); "
-                "a namespaced operator must run with --standalone"
-            )
+        # One ClusterKopfPeering whichever namespaces are watched: the PeeringGate reads that
+        # object, so kopf's pausing and our background work follow the same peers (kopf lets
+        # the peering mode differ from the watching mode).
+        settings.peering.clusterwide = True
+        # A dead active replica is replaced this long after its last keep-alive.
+        settings.peering.lifetime = config.peering_lifetime_seconds
 
     runtime = Runtime(
         config,

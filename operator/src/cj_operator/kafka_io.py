@@ -28,6 +28,8 @@ from pydantic import ValidationError
 from cj_operator.accounting import Outcome, PollPlan
 from cj_operator.metrics import OperatorMetrics
 from cj_plumbing.backoff import exponential_backoff
+from cj_plumbing.kafka_errors import needs_new_producer
+from cj_plumbing.test_hooks import Point, hold_if_armed
 from common_core import (
     CJAssessmentCompletedV1,
     EventEnvelope,
@@ -96,21 +98,58 @@ def _reason(exc: Exception) -> str:
 
 
 class EventPublisher:
-    """An idempotent producer (acks=all) for dead letters and completion events."""
+    """An idempotent producer (acks=all) for dead letters and completion events.
+
+    A send that fails because the producer fell out of step with the broker
+    (`cj_plumbing.kafka_errors`) drops that producer before the error is raised; the caller's
+    retry starts a new one.
+    """
 
     def __init__(self, bootstrap_servers: str, service_name: str) -> None:
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap_servers, acks="all", enable_idempotence=True
-        )
+        self._bootstrap = bootstrap_servers
         self._service = service_name
+        self._producer: AIOKafkaProducer | None = None
+
+    async def _ensure(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            producer = AIOKafkaProducer(
+                bootstrap_servers=self._bootstrap, acks="all", enable_idempotence=True
+            )
+            await producer.start()
+            self._producer = producer
+        return self._producer
 
     async def start(self) -> None:
         """Connect to the brokers."""
-        await self._producer.start()
+        await self._ensure()
 
     async def stop(self) -> None:
         """Flush and disconnect."""
-        await self._producer.stop()
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            await producer.stop()
+
+    async def _send(self, topic: str, **record: Any) -> None:
+        """send_and_wait; the producer is dropped (then the error re-raised) when the error
+        says it is out of step with the broker."""
+        producer = await self._ensure()
+        try:
+            await producer.send_and_wait(topic, **record)
+        except Exception as exc:
+            if needs_new_producer(exc):
+                log.warning(
+                    "producer out of step with the broker; starting a new one",
+                    error=f"{type(exc).__name__}: {exc}",
+                )
+                await self._drop(producer)
+            raise
+
+    async def _drop(self, producer: AIOKafkaProducer) -> None:
+        """Stop `producer` and forget it, unless a newer one took its place meanwhile."""
+        if self._producer is producer:
+            self._producer = None
+        with contextlib.suppress(Exception):
+            await producer.stop()
 
     async def dead_letter(self, topic: str, record: ConsumerRecord[Any, Any], reason: str) -> None:
         """Copy a malformed record to `topic`, with headers saying where and why.
@@ -136,7 +175,7 @@ class EventPublisher:
         if value is not None and len(value) > DEAD_LETTER_MAX_VALUE_BYTES:
             headers.append(("cj-dlq-original-bytes", str(len(value)).encode()))
             value = value[:DEAD_LETTER_MAX_VALUE_BYTES]
-        await self._producer.send_and_wait(topic, value=value, key=record.key, headers=headers)
+        await self._send(topic, value=value, key=record.key, headers=headers)
 
     async def publish_completion(self, topic: str, event: CJAssessmentCompletedV1) -> None:
         """Publish the batch's completion event, keyed by the batch uid.
@@ -155,7 +194,7 @@ class EventPublisher:
             correlation_id=correlation,
             data=event,
         )
-        await self._producer.send_and_wait(
+        await self._send(
             topic, value=envelope.model_dump_json().encode(), key=event.batch_id.encode()
         )
 
@@ -275,6 +314,11 @@ class CallbackConsumer:
         for record, reason in malformed:
             await self._dead_letter(record, reason, "malformed callback dead-lettered")
         outcomes, touched = await self._record(parsed)
+        await hold_if_armed(
+            Point.OPERATOR_BEFORE_OFFSET_COMMIT,
+            records=len(parsed),
+            correlation_ids=[str(result.correlation_id) for _, result in parsed],
+        )
         await consumer.commit({tp: records[-1].offset + 1 for tp, records in polled.items()})
         if malformed:
             self._metrics.dead_letters.inc(len(malformed))

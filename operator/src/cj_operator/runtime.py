@@ -130,6 +130,7 @@ class Runtime:
             identity=identity,
             priority=peering_priority,
             standalone=standalone,
+            poll_seconds=min(5.0, settings.peering_lifetime_seconds / 4),
         )
         self._tasks: list[asyncio.Task[None]] = []
         self._metrics_server: Any = None

@@ -322,10 +322,21 @@ class OperatorSettings(BaseSettings):
         default="cj-operator",
         min_length=1,
         validation_alias=_env("CJ_OPERATOR_PEERING_NAME"),
-        description="Name of the kopf peering object (ClusterKopfPeering with "
-        "--all-namespaces) the replicas coordinate through, unless --peering is given or the "
-        "operator runs --standalone. Standby replicas pause; only the active one reconciles "
-        "and consumes callbacks.",
+        description="Name of the kopf peering object (a ClusterKopfPeering, whichever "
+        "namespaces the operator watches) the replicas coordinate through, unless --peering "
+        "is given or the operator runs --standalone. Standby replicas pause; only the active "
+        "one reconciles and consumes callbacks.",
+    )
+    peering_lifetime_seconds: int = Field(
+        default=60,
+        ge=5,
+        le=3600,
+        validation_alias=_env("CJ_OPERATOR_PEERING_LIFETIME_SECONDS"),
+        description="How long (seconds) a replica that stopped announcing itself still counts "
+        "as alive in the peering object (kopf's peering lifetime; each replica announces "
+        "itself 5-10 s more often). A standby takes over at most this long, plus its "
+        "peering poll (a quarter of it, at most 5 s), after the active replica dies; "
+        "shorter means faster fail-over and more API calls.",
     )
     peering_priority: int | None = Field(
         default=None,

@@ -5,4 +5,7 @@ what both do the same way, written once. Contracts live in `common_core`, not he
 - `cj_plumbing.backoff`: retry delays (capped exponential, full jitter) and Retry-After clamping.
 - `cj_plumbing.breaker`: the circuit breaker in front of a remote service.
 - `cj_plumbing.kafka_admin`: topic creation and listing with aiokafka's admin client.
+- `cj_plumbing.kafka_errors`: producer errors after which only a new producer can send.
+- `cj_plumbing.test_hooks`: hold a process at a named point for the fault suite (off unless
+  CJ_TEST_HOOK_DIR is set).
 """

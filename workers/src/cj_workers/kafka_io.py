@@ -9,6 +9,8 @@ import structlog
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import MessageSizeTooLargeError
 
+from cj_plumbing.kafka_errors import needs_new_producer
+
 log = structlog.get_logger(__name__)
 
 
@@ -43,7 +45,8 @@ class Publisher(Protocol):
 
 class KafkaPublisher:
     """aiokafka producer with acks=all and idempotence, started lazily and restarted after a
-    failed start, so a worker can run (and keep its entries pending) while Kafka is down."""
+    failed start, so a worker can run (and keep its entries pending) while Kafka is down; a
+    producer that fell out of step with the broker (`cj_plumbing.kafka_errors`) is replaced."""
 
     def __init__(
         self, bootstrap_servers: str, *, request_timeout_s: float, linger_ms: int, client_id: str
@@ -94,11 +97,27 @@ class KafkaPublisher:
                 f"{type(exc).__name__}: {len(value)} bytes to {topic!r}", too_large=True
             ) from exc
         except Exception as exc:
+            if producer is not None and needs_new_producer(exc):
+                log.warning(
+                    "producer out of step with the broker; starting a new one",
+                    error=f"{type(exc).__name__}: {exc}",
+                )
+                await self._replace(producer)
+                raise PublishError(f"{type(exc).__name__}: {exc}") from exc
             missing = producer is not None and await self._topic_missing(producer, topic)
             reason = (
                 f"topic {topic!r} does not exist" if missing else f"{type(exc).__name__}: {exc}"
             )
             raise PublishError(reason, topic_missing=missing) from exc
+
+    async def _replace(self, producer: AIOKafkaProducer) -> None:
+        """Stop `producer` unless another caller already replaced it; the next publish starts
+        a new one (cj_plumbing.kafka_errors)."""
+        async with self._lock:
+            if self._producer is not producer:
+                return
+            self._producer = None
+        await _quiet_stop(producer)
 
     async def _topic_missing(self, producer: AIOKafkaProducer, topic: str) -> bool:
         """True when a broker answers a metadata request and `topic` is not in it; False when

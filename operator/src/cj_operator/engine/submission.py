@@ -21,6 +21,7 @@ from cj_operator.provider_client import (
     ProviderRejectedError,
     ProviderUnavailableError,
 )
+from cj_plumbing.test_hooks import Point, hold_if_armed
 from common_core import LLMErrorCode
 
 log = structlog.get_logger("cj_operator.engine")
@@ -92,6 +93,12 @@ class Submitter:
                 )
                 for p in pairs
             ]
+            await hold_if_armed(
+                Point.OPERATOR_BEFORE_SUBMIT,
+                batch_uid=uid,
+                pairs=len(pairs),
+                rounds=sorted({p.round for p in pairs}),
+            )
             try:
                 answer = await self._provider.submit(requests)
             except ProviderUnavailableError as exc:

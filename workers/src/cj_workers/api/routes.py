@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from cj_plumbing.test_hooks import Point, hold_if_armed
 from cj_workers.api.auth import authorise
 from cj_workers.api.state import ApiState, api_state, error_response
 from cj_workers.api.validation import HTTP_STATUS, check_request, error, parse_request
@@ -192,6 +193,11 @@ async def submit_bulk(request: Request, api: Annotated[ApiState, Depends(api_sta
     )
     if outcome is not None:
         _record_depth(api, outcome)
+        await hold_if_armed(
+            Point.API_BEFORE_REPLY,
+            queued=sum(i is not None for i in outcome.entry_ids),
+            correlation_ids=[str(q.correlation_id) for q in to_queue],
+        )
     outcomes: list[BulkItemOutcome] = []
     queued_iter = iter(zip(to_queue, outcome.entry_ids if outcome else [], strict=True))
     ahead = outcome.depth_before if outcome else 0

@@ -35,6 +35,7 @@ from pydantic import ValidationError
 
 from cj_plumbing.backoff import exponential_backoff
 from cj_plumbing.logs import configure_logging
+from cj_plumbing.test_hooks import Point, hold_if_armed
 from cj_workers.bootstrap_topics import bootstrap_at_start
 from cj_workers.kafka_io import KafkaPublisher, Publisher, PublishError
 from cj_workers.keys import PRIORITY_ORDER, RedisKeys
@@ -213,6 +214,11 @@ class WorkerService:
                     await self._dead_letter(entry, *delivery.failure, result=delivery.value)
                     return
                 self.metrics.publish_duration.observe(time.monotonic() - outcome.answered_at)
+                await hold_if_armed(
+                    Point.WORKER_BEFORE_ACK,
+                    correlation_id=str(queued.correlation_id),
+                    entry_id=entry.entry_id,
+                )
             await self._ack(entry)
             log.debug(
                 "request done",
