@@ -28,7 +28,7 @@ from cj_operator.db.models import Batch, ComparisonPair, PairStatus
 from cj_operator.db.session import Database
 from cj_operator.kafka_io import DEAD_LETTER_MAX_VALUE_BYTES
 from cj_operator.metrics import OperatorMetrics
-from common_core import EssayComparisonWinner, LLMComparisonResultV1
+from common_core import EssayComparisonWinner, LLMComparisonResultV1, metadata_keys
 from tests.integration.bad_input.resources import temporary_database
 from tests.integration.operator.batches import (
     batch_row,
@@ -55,6 +55,8 @@ class Target:
     cid: UUID
     pair_id: int
     batch_uid: str
+    echo: dict[str, Any]
+    """The identity its request carried, which an honest worker echoes."""
 
 
 def _doc(result: LLMComparisonResultV1) -> dict[str, Any]:
@@ -200,14 +202,14 @@ CASES: list[Hostile] = [
     Hostile(
         "duplicate with the other verdict",
         lambda t: [
-            envelope(success(t.cid, EssayComparisonWinner.ESSAY_A)),
-            envelope(success(t.cid, EssayComparisonWinner.ESSAY_B)),
+            envelope(success(t.cid, EssayComparisonWinner.ESSAY_A, **t.echo)),
+            envelope(success(t.cid, EssayComparisonWinner.ESSAY_B, **t.echo)),
         ],
         outcome=Outcome.DUPLICATE,
     ),
     Hostile(
         "error replayed after a success",
-        lambda t: [envelope(success(t.cid)), envelope(failure(t.cid))],
+        lambda t: [envelope(success(t.cid, **t.echo)), envelope(failure(t.cid))],
         outcome=Outcome.DUPLICATE,
     ),
 ]
@@ -257,26 +259,18 @@ async def _consume_every_case(cluster: ClusterEnv, db: Database) -> AsyncIterato
     await admin.create_topics([NewTopic(topic, 1, 1), NewTopic(dlq, 1, 1)])
     try:
         stored = await stored_batch(db, n_essays=30, pairs=2 * len(CASES))
-        async with db.sessions() as session:
-            ids = {
-                p.correlation_id: p.id
-                for p in (
-                    await session.execute(
-                        select(ComparisonPair).where(ComparisonPair.batch_uid == stored.uid)
-                    )
-                ).scalars()
-            }
+        ids = {cid: int(stored.echo(cid)[metadata_keys.PAIR_ID]) for cid in stored.correlation_ids}
         cids = iter(stored.correlation_ids)
         values: list[bytes | None] = []
         placed: dict[str, Placed] = {}
         for case in CASES:
             cid = next(cids)
-            target = Target(cid, ids[cid], stored.uid)
+            target = Target(cid, ids[cid], stored.uid, stored.echo(cid))
             built = case.build(target)
             values += built
             normal = next(cids)
             placed[case.name] = Placed(case, target, len(values) - 1, normal)
-            values.append(envelope(success(normal, batch_id=stored.uid, pair_id=ids[normal])))
+            values.append(envelope(success(normal, **stored.echo(normal))))
         await produce(cluster, topic, values, max_request_size=2 * BROKER_MESSAGE_LIMIT)
 
         group = unique_name("cj-operator-test-")
