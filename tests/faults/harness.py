@@ -18,10 +18,9 @@ Shared by the fault suite (`tests/faults/`, part of `make test`) and `python -m 
 - `Ledger`: the batch's row and pair rows (PostgreSQL) against every event of the batch on the
   callback and completion topics (Kafka); `problems()` lists every broken guarantee.
 
-Duplicate cost: `db/callbacks.py` records a duplicate result's cost nowhere (only the first
-answer of a correlation id is counted, cost included), so the cost the provider spent on
-duplicates is measured here and reported as uncounted; `DUPLICATE_COST_COUNTED` says which
-rule the ledger checks.
+Duplicate cost: the cost the provider spent on a comparison judged twice is measured from
+the events; whether the batch's cost must include it follows `DUPLICATE_COST_COUNTED`, and
+what it leaves out is reported (`FaultReport.uncounted_cost_usd`).
 """
 
 from __future__ import annotations
@@ -65,10 +64,12 @@ from tests.support.stack import Stack, StackConfig, isolated_stack_config
 
 T = TypeVar("T")
 
-DUPLICATE_COST_COUNTED = False
-"""Whether the operator adds a duplicate result's cost to the batch's cost. Today it does not
-(`db/callbacks.py` counts a correlation id's first answer only); flip this when it does, and
-the ledger then expects the batch's cost to include every extra publish (not a re-read)."""
+DUPLICATE_COST_COUNTED = hasattr(Batch, "late_cost_usd")
+"""Whether the operator adds the cost of a comparison judged again (a duplicate with an answer
+of its own) to its batch. Without the batches' `late_cost_usd` column it does not:
+`db/callbacks.py` counts a correlation id's first answer only. The cost-reservation change
+adds that column and counts each extra judge call once (by correlation id and completed_at);
+then the ledger expects the batch's cost to include every extra publish and no re-read."""
 
 OPEN = (PairStatus.PENDING, PairStatus.SUBMITTED)
 MOCK_PRICE_USD_PER_MTOK = (1.0, 5.0)
