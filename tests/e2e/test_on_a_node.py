@@ -122,6 +122,8 @@ def release_values(node: NodeClusterEnv, database: str, topics: dict[str, str]) 
         },
         "worker.concurrency": 2,
         "worker.settings": {"CJ_WORKER_MOCK_LATENCY_MS": str(WORKER_LATENCY_MS)},
+        # The test judges are off by default (chart value enabledProviders); this batch uses mock.
+        "enabledProviders": ["offline", "mock"],
     }
 
 
