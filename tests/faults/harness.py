@@ -468,6 +468,20 @@ def _create_peering(cluster: ClusterEnv, api: k8s_client.ApiClient, name: str) -
 # --- one batch and its fault ---------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Progress:
+    """A batch's comparisons (ids, closed or open) and its state, at one moment."""
+
+    closed: frozenset[int]
+    open: frozenset[int]
+    state: str
+
+    @property
+    def newest(self) -> int:
+        """The highest comparison id so far (0 before the first round)."""
+        return max(self.closed | self.open, default=0)
+
+
 @dataclass
 class Fault:
     """When a fault was injected and cleared, and the comparisons open at injection."""
@@ -476,6 +490,8 @@ class Fault:
     injected_at: float
     open_at_injection: frozenset[int]
     state_at_injection: str
+    newest_at_injection: int
+    """The highest comparison id then: a higher one was asked after the injection."""
     cleared_at: float | None = None
     context: dict[str, Any] = field(default_factory=dict)
 
@@ -504,8 +520,8 @@ class BatchUnderFault:
             ).one_or_none()
         return int(row.budget) if row is not None and row.essays_count > 0 else None
 
-    async def progress(self) -> tuple[int, frozenset[int], str]:
-        """(comparisons closed, ids of the open ones, batch state) from PostgreSQL."""
+    async def progress(self) -> Progress:
+        """The batch's comparisons and state, from PostgreSQL."""
         async with self.stack.db.connect() as conn:
             rows = (
                 await conn.execute(
@@ -517,16 +533,19 @@ class BatchUnderFault:
             state = (
                 await conn.execute(select(Batch.state).where(Batch.uid == self.uid))
             ).scalar_one()
-        open_ids = frozenset(r.id for r in rows if r.status in OPEN)
-        return len(rows) - len(open_ids), open_ids, str(state.value)
+        return Progress(
+            closed=frozenset(r.id for r in rows if r.status not in OPEN),
+            open=frozenset(r.id for r in rows if r.status in OPEN),
+            state=str(state.value),
+        )
 
     async def until_midway(self, fraction: float = 0.35, min_open: int = 4) -> None:
         """Wait until `fraction` of the budget is recorded while at least `min_open`
         comparisons are in flight (a fault then lands mid-round)."""
 
         async def check() -> bool:
-            closed, open_ids, _ = await self.progress()
-            return closed >= fraction * self.budget and len(open_ids) >= min_open
+            now = await self.progress()
+            return len(now.closed) >= fraction * self.budget and len(now.open) >= min_open
 
         await poll(check, 120, f"{self.name} {fraction:.0%} recorded with work in flight", 0.05)
 
@@ -534,22 +553,31 @@ class BatchUnderFault:
     async def fault(self, description: str) -> AsyncIterator[Fault]:
         """Record the injection (now), the open comparisons and the state; the block injects
         and calls `cleared()` when the component is back (default: at the block's end)."""
-        _, open_ids, state = await self.progress()
-        fault = Fault(description, time.monotonic(), open_ids, state)
+        now = await self.progress()
+        fault = Fault(description, time.monotonic(), now.open, now.state, now.newest)
         yield fault
         if fault.cleared_at is None:
             fault.cleared()
 
     async def finish(self, fault: Fault, within: float = 240.0) -> FaultReport:
-        """Wait until every comparison open at the injection is closed (the recovery) and the
-        batch is terminal; returns the report with its ledger (nothing asserted here)."""
+        """Wait for the recovery (every comparison open at the injection recorded, and one
+        asked after it recorded too, unless the batch asked for none) and for the batch to be
+        terminal; returns the report with its ledger (nothing asserted here)."""
         assert fault.state_at_injection not in {"COMPLETED", "FAILED", "CANCELLED"}, (
             f"the batch finished before the fault ({fault.state_at_injection}): make it longer"
         )
+        marks: dict[str, float] = {}
 
         async def recovered() -> float | None:
-            _, open_ids, _ = await self.progress()
-            return None if open_ids & fault.open_at_injection else time.monotonic()
+            now = await self.progress()
+            at = time.monotonic()
+            if not now.open & fault.open_at_injection:
+                marks.setdefault("in flight recorded", at)
+            if any(i > fault.newest_at_injection for i in now.closed) or (
+                now.state in {"COMPLETED", "FAILED", "CANCELLED"}
+            ):
+                marks.setdefault("new work recorded", at)
+            return max(marks.values()) if len(marks) == 2 else None
 
         what = f"recovery of {self.name} ({fault.description})"
         recovered_at = await poll(recovered, within, what)

@@ -367,6 +367,7 @@ async def test_refusals_fail_or_defer_items(harness: Harness) -> None:
     batch = await batch_row(harness.db, uid)
     assert (batch.submitted, batch.failed) == (4, 1)
     assert harness.metric("cj_operator_comparisons_submitted_total", outcome="deferred") == 1
+    await asyncio.sleep(harness.engine.send_backoff_left(uid))
     await harness.engine.advance(uid)  # the queue has room again
     assert (await harness.pairs(uid))[1].status == PairStatus.SUBMITTED
 
@@ -379,9 +380,16 @@ async def test_an_unreachable_provider_keeps_pairs_pending(harness: Harness) -> 
     assert harness.metric("cj_operator_provider_api_errors_total", kind="unavailable") == 1
     assert ("Warning", "ProviderUnavailable") in harness.kube.events
     harness.provider.down = False
+    # Woken within its backoff (as a poll of callbacks does): it sends nothing yet.
+    assert harness.engine.send_backoff_left(uid) > 0.5
+    await harness.engine.advance(uid)
+    assert {p.status for p in await harness.pairs(uid)} == {PairStatus.PENDING}
+    assert harness.provider.requests == []
+    await asyncio.sleep(harness.engine.send_backoff_left(uid))
     await harness.engine.advance(uid)
     assert {p.status for p in await harness.pairs(uid)} == {PairStatus.SUBMITTED}
     assert (await batch_row(harness.db, uid)).submitted == 3  # counted once, sent twice
+    assert harness.engine.send_backoff_left(uid) == 0
 
 
 async def test_failed_comparisons_are_retried_with_a_new_correlation_id(harness: Harness) -> None:

@@ -7,7 +7,8 @@ step (`cj_operator.engine.steps`, `submission`, `followups`):
 1. decide: retries, then when the round is settled a fit and the next round or SCORING
    (with the judges' prices from `prices.PriceCache`, to reserve each comparison's cost);
 2. send the batch's PENDING pairs to the provider API; when it is down or full the batch is
-   woken again after a backoff (the server's Retry-After when given);
+   woken again after a backoff (the server's Retry-After when given), and sends nothing
+   before then, whatever else wakes it;
 3. SCORING: a final fit, then COMPLETED (or FAILED when the success rate is too low);
 4. once finished: the results and comparisons ConfigMaps and the completion event (each
    once).
@@ -45,6 +46,8 @@ log = structlog.get_logger("cj_operator.engine")
 
 WORKERS = 4
 """Batches advanced at the same time (each batch one step at a time)."""
+_SEND_AFTER_TOLERANCE = 0.01
+"""Seconds of a send backoff ignored: the loop may run a timer a clock tick early."""
 
 
 class StepLocks:
@@ -115,6 +118,8 @@ class BatchEngine:
         self._queued: set[str] = set()
         self.locks = StepLocks()
         self._retry_attempts: dict[str, int] = {}
+        self._send_after: dict[str, float] = {}
+        """Loop time before which a deferred batch sends nothing, whatever wakes it."""
         self._rng = random.Random()
 
     # --- scheduling ---------------------------------------------------------------------
@@ -128,6 +133,17 @@ class BatchEngine:
     def wake_later(self, uid: str, delay: float) -> None:
         """Queue `uid` after `delay` seconds."""
         asyncio.get_running_loop().call_later(max(0.0, delay), self.wake, uid)
+
+    def send_backoff_left(self, uid: str) -> float:
+        """Seconds until batch `uid` may submit again after a deferred submission (0: now).
+
+        A batch whose submission was deferred (provider API down or full) sends nothing
+        before its backoff ends, however often a callback or the monitor wakes it meanwhile:
+        otherwise every poll of callbacks retried the POST at once, and a provider API
+        restart of 2 s opened the circuit breaker for its whole reset time (the fault suite's
+        `api-mid-submission` case)."""
+        left = self._send_after.get(uid, 0.0) - asyncio.get_running_loop().time()
+        return left if left > _SEND_AFTER_TOLERANCE else 0.0
 
     def _backoff(self, uid: str, hint: float | None) -> float:
         """Seconds until the batch's next try: the server's hint clamped to [1, 300], else
@@ -177,7 +193,7 @@ class BatchEngine:
                     await self._post_event(uid, event)
                 if result.wake_after is not None:
                     self.wake_later(uid, result.wake_after)
-                if result.send:
+                if result.send and not self.send_backoff_left(uid):
                     await self._after_send(uid, await self._submitter.send(uid))
                 if result.finished and await self._followups(uid):
                     self._settle(uid)
@@ -193,6 +209,7 @@ class BatchEngine:
     def _settle(self, uid: str) -> None:
         self.locks.settle(uid)
         self._retry_attempts.pop(uid, None)
+        self._send_after.pop(uid, None)
 
     async def _after_send(self, uid: str, outcome: SendOutcome) -> None:
         """Wake the batch again as the send asks: now (retries due) or after a backoff."""
@@ -205,9 +222,12 @@ class BatchEngine:
             if outcome.unavailable is not None and self._retry_attempts.get(uid) == 1:
                 down = steps.KubeEvent("Warning", Reason.PROVIDER_UNAVAILABLE, outcome.unavailable)
                 await self._post_event(uid, down)
+            self._send_after[uid] = asyncio.get_running_loop().time() + delay
             self.wake_later(uid, delay)
-        elif outcome.drained:
-            self._retry_attempts.pop(uid, None)
+        else:
+            self._send_after.pop(uid, None)
+            if outcome.drained:
+                self._retry_attempts.pop(uid, None)
         if outcome.again:
             self.wake(uid)
 
