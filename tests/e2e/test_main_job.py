@@ -52,6 +52,16 @@ async def _run_and_check(
     assert status["phase"] == "Completed", f"{status}\n{stack.logs()}"
     succeeded = {c["type"]: c for c in status["conditions"]}["Succeeded"]
     assert succeeded["status"] == "True"
+    # What a user (or a GitOps health check) waits on: the results are readable.
+    kubectl(
+        cluster,
+        "wait",
+        "-n",
+        namespace,
+        "--for=condition=Ready",
+        f"cjbatch/{name}",
+        "--timeout=60s",
+    )
 
     assert status["completed"] + status["failed"] == status["submitted"]
     assert status["pending"] == 0

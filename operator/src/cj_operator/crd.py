@@ -93,17 +93,49 @@ def openapi_schema(model: type[BaseModel]) -> dict[str, Any]:
 
 
 PRINTER_COLUMNS: list[dict[str, Any]] = [
-    {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
-    {"name": "Progress", "type": "string", "jsonPath": ".status.progress"},
-    {"name": "Completed", "type": "integer", "jsonPath": ".status.completed"},
-    {"name": "Failed", "type": "integer", "jsonPath": ".status.failed"},
+    {
+        "name": "Phase",
+        "type": "string",
+        "jsonPath": ".status.phase",
+        "description": "Where the batch is: Pending, ..., WaitingCallbacks, Completed, Failed.",
+    },
+    {
+        "name": "Progress",
+        "type": "string",
+        "jsonPath": ".status.progress",
+        "description": "Comparisons answered with a winner over the budget (100% once done).",
+    },
+    {
+        "name": "Completed",
+        "type": "integer",
+        "jsonPath": ".status.completed",
+        "description": "Comparisons answered with a winner.",
+    },
+    {
+        "name": "Failed",
+        "type": "integer",
+        "jsonPath": ".status.failed",
+        "description": "Comparisons that ended in an error (retried up to spec.limits.maxRetries).",
+    },
     {
         "name": "Reliability",
         "type": "number",
         "jsonPath": ".status.reliability",
         "description": "Empirical-Bayes reliability of the latest fit (stops the batch).",
     },
-    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    {
+        "name": "Age",
+        "type": "date",
+        "jsonPath": ".metadata.creationTimestamp",
+        "description": "Time since the CJBatch was created.",
+    },
+    {
+        "name": "Ready",
+        "type": "string",
+        "jsonPath": '.status.conditions[?(@.type=="Ready")].status',
+        "description": "True once the results ConfigMap holds the ranking.",
+        "priority": 1,
+    },
     {
         "name": "SSR",
         "type": "number",

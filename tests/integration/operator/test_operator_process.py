@@ -201,6 +201,9 @@ async def test_batch_runs_to_completion_with_results_and_one_event(
     status = done["status"]
     assert status["phase"] == "Completed", status
     assert condition(done, "Succeeded")["status"] == "True"
+    ready = condition(done, "Ready")
+    assert (ready["status"], ready["reason"]) == ("True", "ResultsReady")
+    assert "configmap/town-results holds the ranking of 6 essays" in ready["message"]
     assert condition(done, "Progressing")["status"] == "False"
     assert condition(done, "EssaysLoaded")["reason"] == "EssaysStored"
     assert status["essays"] == 6
@@ -330,6 +333,8 @@ async def test_a_results_config_map_the_batch_does_not_own_is_never_overwritten(
     assert written["reason"] == "ResultsConfigMapNotOwned"
     assert "configmap/taken-results already exists" in written["message"]
     assert done["status"].get("resultsConfigMap") is None
+    ready = condition(done, "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "ResultsConfigMapNotOwned")
     cm = batches.core.read_namespaced_config_map("taken-results", batches.namespace)
     assert cm.data == {"notes": "mine"}
     assert not (cm.metadata and cm.metadata.owner_references)

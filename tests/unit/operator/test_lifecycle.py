@@ -97,6 +97,7 @@ def test_batch_state_is_written_only_by_the_transitions_module() -> None:
 DOCS = [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "docs").glob("*.md"))]
 CAMEL = re.compile(r"`([A-Z][a-z0-9]+(?:[A-Z][a-z0-9]+)+)`")
 CONDITION_TYPES = {
+    "Ready",
     "Succeeded",
     "Progressing",
     "Suspended",

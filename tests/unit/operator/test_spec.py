@@ -131,11 +131,15 @@ def test_crd_schema_is_structural_and_carries_the_rules() -> None:
         "Failed",
         "Reliability",
         "Age",
+        "Ready",
         "SSR",
         "Cost",
         "Reserved",
     ]
-    assert version["additionalPrinterColumns"][-1]["priority"] == 1  # only in -o wide
+    columns = version["additionalPrinterColumns"]
+    assert all(c["description"] for c in columns)  # kubectl explain / UIs show them
+    wide = [c["name"] for c in columns if c.get("priority") == 1]  # only in -o wide
+    assert wide == ["Ready", "SSR", "Cost", "Reserved"]
     conditions = root["properties"]["status"]["properties"]["conditions"]
     assert conditions["x-kubernetes-list-type"] == "map"
     assert conditions["x-kubernetes-list-map-keys"] == ["type"]

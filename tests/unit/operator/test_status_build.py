@@ -61,6 +61,7 @@ def test_running_batch() -> None:
     assert status.tokens.total == 110
     assert status.observed_generation == 1
     assert _conditions(status) == {
+        "Ready": ("False", "WaitingCallbacks"),
         "Succeeded": ("Unknown", "InProgress"),
         "Progressing": ("True", "WaitingCallbacks"),
         "Suspended": ("False", "NotSuspended"),
@@ -227,3 +228,54 @@ def test_comparisons_written_condition_and_field() -> None:
     status = build_status(snap(**done, comparisons_blocked=too_large), [], now=NOW)
     message = next(c.message for c in status.conditions if c.type == "ComparisonsWritten")
     assert message == too_large[1]
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({}, ("False", "WaitingCallbacks")),
+        ({"suspended": True}, ("False", "Suspended")),
+        (
+            {"state": BatchStateEnum.INITIALIZING, "essays_loaded": False},
+            ("False", "LoadingEssays"),
+        ),
+        (
+            {"state": BatchStateEnum.COMPLETED, "reason": "ScoresStable"},
+            ("False", "WritingResults"),
+        ),
+        (
+            {
+                "state": BatchStateEnum.COMPLETED,
+                "reason": "ScoresStable",
+                "results_blocked": "configmap/b-results is not owned by this batch",
+            },
+            ("False", "ResultsConfigMapNotOwned"),
+        ),
+        (
+            {
+                "state": BatchStateEnum.COMPLETED,
+                "reason": "ReliabilityReached",
+                "results_config_map": "b-results",
+            },
+            ("True", "ResultsReady"),
+        ),
+        (
+            {"state": BatchStateEnum.FAILED, "reason": "LowSuccessRate", "message": "Too few."},
+            ("False", "LowSuccessRate"),
+        ),
+        ({"state": BatchStateEnum.CANCELLED, "reason": "Cancelled"}, ("False", "Cancelled")),
+    ],
+)
+def test_ready_only_once_the_results_can_be_read(
+    changes: dict[str, object], expected: tuple[str, str]
+) -> None:
+    """`kubectl wait --for=condition=Ready` returns only when the ranking is in its ConfigMap;
+    a failed or cancelled batch says why it will never be Ready."""
+    status = build_status(snap(**changes), [], now=NOW)
+    assert status.conditions[0].type == "Ready"
+    assert _conditions(status)["Ready"] == expected
+    ready = status.conditions[0]
+    if expected[0] == "True":
+        assert "configmap/b-results" in ready.message
+    if changes.get("state") == BatchStateEnum.FAILED:
+        assert ready.message == "The batch failed and has no results: Too few."

@@ -65,6 +65,10 @@ class Reason(StrEnum):
     RESULTS_CONFIG_MAP_NOT_OWNED = "ResultsConfigMapNotOwned"
     """ResultsWritten=False (and a Warning Event): a ConfigMap the batch does not own has the
     results ConfigMap's name; it is never overwritten."""
+    RESULTS_READY = "ResultsReady"
+    """Ready=True: the batch completed and its results ConfigMap holds the ranking."""
+    WRITING_RESULTS = "WritingResults"
+    """Ready=False: the batch completed and its results ConfigMap is being written."""
     COMPARISONS_STORED = "ComparisonsStored"
     """ComparisonsWritten=True: the comparisons ConfigMap holds every comparison."""
     COMPARISONS_TOO_LARGE = "ComparisonsTooLarge"

@@ -1,9 +1,11 @@
 """Build a CJBatch's status from a snapshot of its database state (pure).
 
-Conditions: `Succeeded` is the summary (Unknown while running, True when COMPLETED, False when
-FAILED or CANCELLED, its reason the batch's final reason), `Progressing`, `Suspended`,
-`EssaysLoaded`, `OrderEffect` (True when the judge favours one slot significantly),
-`ResultsWritten` and `ComparisonsWritten`.
+Conditions: `Ready` is what `kubectl wait --for=condition=Ready` and GitOps health checks read
+(True once the batch COMPLETED and its results ConfigMap holds the ranking, False otherwise,
+its reason saying why), `Succeeded` is the summary (Unknown while running, True when
+COMPLETED, False when FAILED or CANCELLED, its reason the batch's final reason),
+`Progressing`, `Suspended`, `EssaysLoaded`, `OrderEffect` (True when the judge favours one slot
+significantly), `ResultsWritten` and `ComparisonsWritten`.
 `progress` is comparisons with a winner over the batch's budget (100% once COMPLETED), never
 above 100%.
 """
@@ -115,7 +117,7 @@ def _of(s: BatchSnapshot) -> str:
 
 
 def desired_conditions(snapshot: BatchSnapshot) -> list[DesiredCondition]:
-    """The four conditions for `snapshot` (without transition times)."""
+    """Every condition for `snapshot` (without transition times), `Ready` first."""
     s = snapshot
     terminal = s.state.is_terminal
     if terminal:
@@ -173,6 +175,7 @@ def desired_conditions(snapshot: BatchSnapshot) -> list[DesiredCondition]:
             s.message or "Reading the essays.",
         )
     return [
+        _ready_condition(s, progressing),
         succeeded,
         progressing,
         suspended,
@@ -181,6 +184,44 @@ def desired_conditions(snapshot: BatchSnapshot) -> list[DesiredCondition]:
         _results_condition(s),
         _comparisons_condition(s),
     ]
+
+
+def _ready_condition(s: BatchSnapshot, progressing: DesiredCondition) -> DesiredCondition:
+    """`Ready`: True once the batch COMPLETED and its results ConfigMap holds the ranking.
+
+    False otherwise, its reason saying why: the batch's final reason when it FAILED or was
+    CANCELLED (it never becomes Ready: wait on `Succeeded` to learn that), WritingResults or
+    ResultsConfigMapNotOwned after it COMPLETED, Progressing's reason while it runs.
+    """
+    if s.state == BatchStateEnum.COMPLETED:
+        if s.results_config_map is not None:
+            return DesiredCondition(
+                "Ready",
+                "True",
+                Reason.RESULTS_READY,
+                f"Completed ({s.reason or 'done'}): configmap/{s.results_config_map} holds "
+                f"the ranking of {s.essays} essays.",
+            )
+        if s.results_blocked is not None:
+            return DesiredCondition(
+                "Ready", "False", Reason.RESULTS_CONFIG_MAP_NOT_OWNED, s.results_blocked
+            )
+        return DesiredCondition(
+            "Ready",
+            "False",
+            Reason.WRITING_RESULTS,
+            "Completed: the results ConfigMap is being written.",
+        )
+    if s.state.is_terminal:
+        verb = "was cancelled" if s.state == BatchStateEnum.CANCELLED else "failed"
+        detail = f": {s.message}" if s.message else "."
+        return DesiredCondition(
+            "Ready",
+            "False",
+            s.reason or s.state.title(),
+            f"The batch {verb} and has no results{detail}",
+        )
+    return DesiredCondition("Ready", "False", progressing.reason, progressing.message)
 
 
 def _results_condition(s: BatchSnapshot) -> DesiredCondition:

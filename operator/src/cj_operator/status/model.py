@@ -137,8 +137,8 @@ class CJBatchStatus(_StatusModel):
     )
     conditions: list[Condition] = Field(
         default_factory=list,
-        description="Succeeded (summary), Progressing, Suspended, EssaysLoaded, OrderEffect, "
-        "ResultsWritten, ComparisonsWritten.",
+        description="Ready (the results can be read), Succeeded (summary), Progressing, "
+        "Suspended, EssaysLoaded, OrderEffect, ResultsWritten, ComparisonsWritten.",
         json_schema_extra={
             "x-kubernetes-list-type": "map",
             "x-kubernetes-list-map-keys": ["type"],
