@@ -242,6 +242,18 @@ HOSTILE: list[Case] = [
     Case("essays not a list", with_changes(essays="e1,e2"), field="spec.essays"),
     Case("essay text a number", _essay_with(text=42), field="spec.essays[0].text"),
     Case("metadata not an object", _essay_with(metadata="x"), field="spec.essays[0].metadata"),
+    # The one metadata key with a meaning is typed in the schema (the API server names
+    # spec.essays[0].metadata.anchorGrade; the model's validator names the metadata).
+    Case(
+        "anchorGrade a letter",
+        _essay_with(metadata={"anchorGrade": "B+"}),
+        field="spec.essays[0].metadata",
+    ),
+    Case(
+        "anchorGrade a boolean",
+        _essay_with(metadata={"anchorGrade": True}),
+        field="spec.essays[0].metadata",
+    ),
     Case(
         "temperature a string",
         with_changes(judge={"temperature": "hot"}),

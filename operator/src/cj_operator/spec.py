@@ -223,6 +223,18 @@ class Essay(_SpecModel):
         "strings hold no control characters, numbers are finite (the operator refuses such "
         "a spec). `anchorGrade` (a number) makes the essay an anchor: every essay then gets a "
         "grade projected from the anchors' grades.",
+        json_schema_extra={
+            # The one key with a meaning gets a type the API server checks at apply time; CEL
+            # cannot see preserved unknown fields, so a schema property is the way to say it.
+            "properties": {
+                ANCHOR_GRADE_KEY: {
+                    "type": "number",
+                    "description": "The essay's known grade (a number, e.g. 1-5): makes it an "
+                    "anchor for the projected grades.",
+                }
+            },
+            "x-kubernetes-preserve-unknown-fields": True,
+        },
     )
 
     @field_validator("id")
