@@ -104,3 +104,15 @@ def test_the_worker_builds_only_the_enabled_judges() -> None:
     assert set(build_judges(WorkerSettings())) == set(DEFAULT_ENABLED_PROVIDERS)
     judges = build_judges(WorkerSettings(CJ_ENABLED_PROVIDERS=["offline", "simulated"]))
     assert set(judges) == {LLMProviderType.OFFLINE, LLMProviderType.SIMULATED}
+
+
+def test_the_model_manifest_lists_only_the_enabled_judges() -> None:
+    """GET /api/v1/models shows what the API accepts: with the default setting the test
+    judges `mock` and `simulated` are not listed, and listing them shows them."""
+    manifest = ModelManifest.load(None)
+    default = {m.provider for m in manifest.offered(DEFAULT_ENABLED_PROVIDERS)}
+    assert LLMProviderType.MOCK not in default and LLMProviderType.SIMULATED not in default
+    assert LLMProviderType.ANTHROPIC in default and LLMProviderType.OFFLINE in default
+    every = manifest.offered(list(LLMProviderType))
+    assert every == manifest.all()
+    assert {m.provider for m in manifest.offered([LLMProviderType.MOCK])} == {LLMProviderType.MOCK}

@@ -10,6 +10,7 @@ go in a manifest file, CJ_MODEL_MANIFEST_PATH, without a release). Local judges 
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from pathlib import Path
 
 from pydantic import TypeAdapter
@@ -93,6 +94,11 @@ class ModelManifest:
     def all(self) -> list[ModelInfo]:
         """Every model, sorted by provider then model name."""
         return sorted(self._models.values(), key=lambda m: (m.provider.value, m.model))
+
+    def offered(self, enabled: Collection[LLMProviderType]) -> list[ModelInfo]:
+        """The models of the providers in `enabled` (CJ_ENABLED_PROVIDERS), sorted as `all()`:
+        what `GET /api/v1/models` lists, so nobody is shown a judge the API would refuse."""
+        return [m for m in self.all() if m.provider in enabled]
 
     def get(self, provider: LLMProviderType, model: str) -> ModelInfo | None:
         """The entry for `model` of `provider`, or None."""

@@ -262,9 +262,13 @@ async def cancel_batch(
     )
 
 
-@router.get("/api/v1/models", response_model=list[ModelInfo], summary="The model manifest")
+@router.get(
+    "/api/v1/models",
+    response_model=list[ModelInfo],
+    summary="The model manifest of the enabled judges (CJ_ENABLED_PROVIDERS), with prices",
+)
 async def models(api: Annotated[ApiState, Depends(api_state)]) -> list[ModelInfo]:
-    return api.manifest.all()
+    return api.manifest.offered(api.settings.enabled_providers)
 
 
 @router.get("/healthz", summary="Liveness")
