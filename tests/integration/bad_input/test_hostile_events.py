@@ -295,6 +295,17 @@ async def _consume_every_case(cluster: ClusterEnv, db: Database) -> AsyncIterato
                 return not open_normals
 
             await wait_for(all_recorded, 60, "every normal result recorded")
+
+            async def all_counted() -> bool:
+                # The consumer counts a poll's outcomes after its database and offset commits,
+                # so "recorded" can be seen a moment before the counters move (under load).
+                counted = metrics.registry.get_sample_value
+                return sum(
+                    counted("cj_operator_callbacks_total", {"outcome": o.value}) or 0.0
+                    for o in Outcome
+                ) >= len(values)
+
+            await wait_for(all_counted, 60, "every record counted")
         expected_dead = sum(1 for c in CASES if c.reason is not None)
         dead = await collect_records(
             cluster.kafka_bootstrap_servers,
