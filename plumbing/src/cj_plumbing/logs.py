@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
+from collections.abc import Callable
 from typing import Literal
 
 import structlog
@@ -12,6 +14,54 @@ QUIET_LOGGERS = ("aiokafka", "httpx", "kubernetes", "urllib3")
 """Standard-library loggers kept to warnings and above. The Kafka client logs every failed
 connection attempt at ERROR, and the HTTP and Kubernetes clients log every request at INFO;
 our own code already reports those failures with context."""
+
+
+REPEAT_WINDOW_SECONDS = 30.0
+"""How often one repeated message of a client library may be logged (RepeatedMessageFilter)."""
+
+
+class RepeatedMessageFilter(logging.Filter):
+    """Let a client library's repeated message through once per `window_s` seconds.
+
+    While Kafka is down, aiokafka logs every reconnect attempt of every client at ERROR: a
+    worker or the operator wrote ~29,000 lines a minute in the fault suite's 20 s outage,
+    which buries everything else and costs log storage at scale. A record from one of
+    `loggers` (the logger or a child of it) whose (logger, level, message template) was let
+    through less than `window_s` seconds ago is dropped; the next one let through says how
+    many were dropped ("... [1234 more like this in 30 s suppressed]"). Records of other
+    loggers always pass. `clock` returns seconds (monotonic); tests pass a fake one.
+    """
+
+    def __init__(
+        self,
+        loggers: tuple[str, ...] = QUIET_LOGGERS,
+        window_s: float = REPEAT_WINDOW_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__()
+        self._loggers = loggers
+        self._window = window_s
+        self._clock = clock
+        self._seen: dict[tuple[str, int, str], tuple[float, int]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        name = record.name
+        if not any(name == q or name.startswith(q + ".") for q in self._loggers):
+            return True
+        key = (name, record.levelno, str(record.msg))
+        now = self._clock()
+        last = self._seen.get(key)
+        if last is not None and now - last[0] < self._window:
+            self._seen[key] = (last[0], last[1] + 1)
+            return False
+        suppressed = last[1] if last is not None else 0
+        if len(self._seen) > 1000:  # message templates are few; never grow without bound
+            self._seen.clear()
+        self._seen[key] = (now, 0)
+        if suppressed:
+            note = f" [{suppressed} more like this in {self._window:g} s suppressed]"
+            record.msg = f"{record.msg}{note.replace('%', '%%')}"
+        return True
 
 
 def configure_logging(
@@ -48,6 +98,7 @@ def configure_logging(
         cache_logger_on_first_use=True,
     )
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(RepeatedMessageFilter())
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=shared,
