@@ -252,6 +252,8 @@ def test_install_creates_and_uninstall_removes(
     assert "STATUS: deployed" in out
     (migrate,) = jobs.ran
     assert migrate.endswith("-migrate")
+    # The succeeded hook Job is deleted by helm (hook-delete-policy hook-succeeded).
+    assert not json.loads(kubectl(cluster, "get", "jobs", "-n", namespace, "-o", "json"))["items"]
 
     # The hook really migrated the database the chart pointed it at.
     version = asyncio.run(alembic_version(database_url))

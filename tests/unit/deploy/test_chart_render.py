@@ -260,6 +260,20 @@ def test_operator_deployment_recreate_liveness_and_standalone(default_objects: l
     assert containers(job)[0]["command"] == ["cj-operator-migrate"]
 
 
+def test_hook_jobs_are_deleted_once_they_succeed_and_kept_for_a_while_when_they_fail(
+    all_on_objects: list[Obj],
+) -> None:
+    jobs = {o["metadata"]["name"]: o for o in of_kind(all_on_objects, "Job")}
+    assert set(jobs) == {"cj-cj-operator-migrate", "cj-cj-operator-bootstrap-topics"}
+    for name, job in jobs.items():
+        annotations = job["metadata"]["annotations"]
+        assert annotations["helm.sh/hook"] == "pre-install,pre-upgrade", name
+        policies = annotations["helm.sh/hook-delete-policy"].split(",")
+        # Succeeded: gone (Helm never deletes hooks on uninstall); failed: kept for its logs.
+        assert sorted(policies) == ["before-hook-creation", "hook-succeeded"], name
+        assert job["spec"]["ttlSecondsAfterFinished"] == 600, name
+
+
 def test_migrations_at_operator_start_render_no_job() -> None:
     objects = render({"migrations.mode": "operatorStart"})
     assert not of_kind(objects, "Job")
