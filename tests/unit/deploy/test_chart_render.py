@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -272,6 +273,24 @@ def test_hook_jobs_are_deleted_once_they_succeed_and_kept_for_a_while_when_they_
         # Succeeded: gone (Helm never deletes hooks on uninstall); failed: kept for its logs.
         assert sorted(policies) == ["before-hook-creation", "hook-succeeded"], name
         assert job["spec"]["ttlSecondsAfterFinished"] == 600, name
+
+
+def test_operator_readiness_is_kopfs_health_endpoint_and_fails_before_liveness(
+    default_objects: list[Obj],
+) -> None:
+    c = containers(one(default_objects, "Deployment", "-operator"))[0]
+    (flag,) = [a for a in c["command"] if a.startswith("--liveness=")]
+    served = urlsplit(flag.removeprefix("--liveness="))
+    ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+    readiness, liveness = c["readinessProbe"], c["livenessProbe"]
+    for probe in (readiness, liveness):
+        # The one endpoint kopf serves: its path, on the port the flag binds.
+        assert probe["httpGet"]["path"] == served.path == "/healthz"
+        assert ports[probe["httpGet"]["port"]] == served.port
+    # A PostgreSQL outage takes the pod out of Ready well before liveness restarts it.
+    not_ready_after = readiness["periodSeconds"] * readiness["failureThreshold"]
+    restarted_after = liveness["periodSeconds"] * liveness["failureThreshold"]
+    assert not_ready_after < restarted_after
 
 
 def test_migrations_at_operator_start_render_no_job() -> None:
