@@ -291,6 +291,7 @@ def build_schema() -> Schema:
                 }
             ),
             "crds": obj({"install": BOOL, "keep": BOOL}),
+            "rbac": obj({"create": BOOL, "aggregatedRoles": BOOL}),
             "logging": obj(
                 {
                     "level": string(enum=["DEBUG", "INFO", "WARNING", "ERROR"]),

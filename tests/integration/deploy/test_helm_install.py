@@ -205,6 +205,60 @@ def check_safe_defaults(cluster: ClusterEnv, release: str, namespace: str) -> st
     return data
 
 
+def can_i(
+    cluster: ClusterEnv, who: str, namespace: str, verb: str, resource: str, subresource: str = ""
+) -> bool:
+    """`kubectl auth can-i` as `who`: the API server's own RBAC decision."""
+    extra = [f"--subresource={subresource}"] if subresource else []
+    out = kubectl(
+        cluster, "auth", "can-i", verb, resource, *extra, "-n", namespace, "--as", who, check=False
+    )
+    return out.strip() == "yes"
+
+
+def check_user_roles(cluster: ClusterEnv, release: str, namespace: str) -> None:
+    """The stored user ClusterRoles carry the aggregation labels, and their rules give what
+    they promise. This cluster runs no controller manager, so nothing aggregates them into
+    `edit`/`view`: each is bound directly to an account here (the node e2e checks the
+    aggregation itself)."""
+    prefix = f"{release}-cj-operator"
+    aggregate = "rbac.authorization.k8s.io/aggregate-to-"
+    expected = {"cj-batch-editor": {"admin", "edit"}, "cj-batch-viewer": {"view"}}
+    for role, into in expected.items():
+        stored_role = json.loads(
+            kubectl(cluster, "get", "clusterrole", f"{prefix}-{role}", "-o", "json")
+        )
+        labels = stored_role["metadata"]["labels"]
+        assert {
+            k.removeprefix(aggregate)
+            for k, v in labels.items()
+            if k.startswith(aggregate) and v == "true"
+        } == into
+        kubectl(
+            cluster,
+            "create",
+            "rolebinding",
+            role,
+            f"--clusterrole={prefix}-{role}",
+            f"--serviceaccount={namespace}:{role}",
+            "-n",
+            namespace,
+        )
+    editor = f"system:serviceaccount:{namespace}:cj-batch-editor"
+    viewer = f"system:serviceaccount:{namespace}:cj-batch-viewer"
+    for verb in ("get", "list", "watch", "create", "update", "patch", "delete"):
+        assert can_i(cluster, editor, namespace, verb, "cjbatches.cj.huleedu.io"), verb
+        assert can_i(cluster, viewer, namespace, verb, "cjbatches.cj.huleedu.io") == (
+            verb in ("get", "list", "watch")
+        ), verb
+    for who in (editor, viewer):
+        assert can_i(cluster, who, namespace, "get", "cjbatches.cj.huleedu.io", "status")
+        assert not can_i(cluster, who, namespace, "patch", "cjbatches.cj.huleedu.io", "status")
+        assert not can_i(cluster, who, namespace, "get", "secrets")
+    # Granted in this namespace only.
+    assert not can_i(cluster, editor, "default", "create", "cjbatches.cj.huleedu.io")
+
+
 @pytest.mark.timeout(600)
 def test_install_creates_and_uninstall_removes(
     cluster: ClusterEnv, namespace: str, database_url: str
@@ -296,6 +350,7 @@ def test_install_creates_and_uninstall_removes(
     }
     crd = json.loads(kubectl(cluster, "get", "crd", "cjbatches.cj.huleedu.io", "-o", "json"))
     assert crd["metadata"]["annotations"]["meta.helm.sh/release-name"] == release
+    check_user_roles(cluster, release, namespace)
 
     # Safe defaults with no value set: a generated API token, NetworkPolicies.
     token = check_safe_defaults(cluster, release, namespace)

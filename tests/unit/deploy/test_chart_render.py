@@ -138,7 +138,8 @@ def _rbac_objects() -> list[Obj]:
 
 def test_rbac_has_no_wildcards_anywhere() -> None:
     roles = _rbac_objects()
-    assert len(roles) == 7  # 2 + 2 ClusterRoles, then 1 ClusterRole + 2 Roles
+    # 2 + 2 ClusterRoles of the operator, then 1 ClusterRole + 2 Roles; 2 user roles each time.
+    assert len(roles) == 7 + 3 * 2
     for role in roles:
         for rule in role["rules"]:
             for field in ("verbs", "resources", "apiGroups", "resourceNames"):
@@ -158,9 +159,14 @@ def test_rbac_is_split_cluster_wide_and_namespaced() -> None:
     namespaced = {r for rule in roles[0]["rules"] for r in rule["resources"]}
     assert {"cjbatches", "cjbatches/status", "configmaps", "events"} <= namespaced
     # Only the cluster role when watching listed namespaces: no cluster-wide CJBatch rights.
-    assert [c["metadata"]["name"] for c in of_kind(objects, "ClusterRole")] == [
-        "cj-cj-operator-operator-cluster"
+    operator_roles = [
+        c["metadata"]["name"]
+        for c in of_kind(objects, "ClusterRole")
+        if c["metadata"]["labels"].get("app.kubernetes.io/component") == "operator"
     ]
+    assert operator_roles == ["cj-cj-operator-operator-cluster"]
+    bound = {b["roleRef"]["name"] for b in of_kind(objects, "ClusterRoleBinding")}
+    assert bound == {"cj-cj-operator-operator-cluster"}
     operator = one(objects, "Deployment", "-operator")
     command = containers(operator)[0]["command"]
     assert "--namespace=team-a" in command and "--namespace=team-b" in command
