@@ -202,6 +202,26 @@ prometheus.io/path: /metrics
 {{- end }}
 {{- end }}
 
+{{/* A pod spec's topologySpreadConstraints from a component's value: include
+"cj.topologySpread" (list $ "worker" .Values.worker.topologySpreadConstraints). A constraint
+without labelSelector gets the component's selector labels (the spread is of its own pods). */}}
+{{- define "cj.topologySpread" -}}
+{{- $ := index . 0 -}}
+{{- $selector := dict "matchLabels" (include "cj.selectorLabels" (list $ (index . 1)) | fromYaml) -}}
+{{- $out := list -}}
+{{- range index . 2 }}
+{{- $c := deepCopy . }}
+{{- if not $c.labelSelector }}
+{{- $_ := set $c "labelSelector" $selector }}
+{{- end }}
+{{- $out = append $out $c }}
+{{- end }}
+{{- with $out }}
+topologySpreadConstraints:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
+
 {{/* Image pull secrets of every pod. */}}
 {{- define "cj.imagePullSecrets" -}}
 {{- with .Values.image.pullSecrets }}

@@ -470,3 +470,61 @@ def test_provider_api_callback_topics_follow_the_operators_topics(
         "team.completed",
         "team.failed",
     ]
+
+
+SPREAD_BY_NODE = {
+    "maxSkew": 1,
+    "topologyKey": "kubernetes.io/hostname",
+    "whenUnsatisfiable": "ScheduleAnyway",
+}
+
+
+def test_no_topology_spread_by_default_the_schedulers_own_applies(
+    default_objects: list[Obj],
+) -> None:
+    for deployment in of_kind(default_objects, "Deployment"):
+        assert "topologySpreadConstraints" not in pod_spec(deployment)
+
+
+@pytest.mark.parametrize(
+    ("component", "suffix"),
+    [("operator", "-operator"), ("providerApi", "-provider-api"), ("worker", "-worker")],
+)
+def test_topology_spread_selects_the_components_own_pods_unless_given(
+    component: str, suffix: str
+) -> None:
+    by_zone = {
+        "maxSkew": 2,
+        "topologyKey": "topology.kubernetes.io/zone",
+        "whenUnsatisfiable": "DoNotSchedule",
+        "labelSelector": {"matchLabels": {"team": "assessment"}},
+    }
+    objects = render({f"{component}.topologySpreadConstraints": [SPREAD_BY_NODE, by_zone]})
+    deployment = one(objects, "Deployment", suffix)
+    first, second = pod_spec(deployment)["topologySpreadConstraints"]
+    # The Deployment's own selector: its pods, and only this component's.
+    assert first == {**SPREAD_BY_NODE, "labelSelector": deployment["spec"]["selector"]}
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert first["labelSelector"]["matchLabels"].items() <= pod_labels.items()
+    assert second == by_zone  # a selector of the user's own is kept
+    for other in of_kind(objects, "Deployment"):
+        if other is not deployment:
+            assert "topologySpreadConstraints" not in pod_spec(other)
+
+
+def test_schema_refuses_an_incomplete_spread_constraint() -> None:
+    from tests.support.chart import HelmError
+
+    incomplete = {"maxSkew": 1, "topologyKey": "kubernetes.io/hostname"}
+    with pytest.raises(HelmError, match=r"/worker/topologySpreadConstraints/0'.*whenUnsatisfiable"):
+        render({"worker.topologySpreadConstraints": [incomplete]})
+    with pytest.raises(
+        HelmError, match=r"/operator/topologySpreadConstraints/0/whenUnsatisfiable'"
+    ):
+        render(
+            {
+                "operator.topologySpreadConstraints": [
+                    {**SPREAD_BY_NODE, "whenUnsatisfiable": "Maybe"}
+                ]
+            }
+        )
