@@ -512,6 +512,7 @@ def build_schema() -> Schema:
                     )
                 }
             ),
+            "extraObjects": {"type": "array", "items": {"type": ["object", "string"]}},
             "networkPolicy": obj({"enabled": BOOL, "apiFrom": ARRAY, "metricsFrom": ARRAY}),
         },
     }

@@ -528,3 +528,36 @@ def test_schema_refuses_an_incomplete_spread_constraint() -> None:
                 ]
             }
         )
+
+
+def test_extra_objects_are_rendered_with_tpl_as_objects_or_strings() -> None:
+    as_object = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": '{{ include "cj.fullname" . }}-extra',
+            "namespace": "{{ .Release.Namespace }}",
+            "labels": {"release": "{{ .Release.Name }}"},
+        },
+        "data": {"workers": "{{ .Values.worker.replicas }}"},
+    }
+    as_string = (
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {{ .Release.Name }}-extra-secret\n"
+        'stringData:\n  api: {{ printf "%s-provider-api" (include "cj.fullname" .) | quote }}\n'
+    )
+    objects = render({"extraObjects": [as_object, as_string], "worker.replicas": 3}, release="team")
+    assert one(objects, "ConfigMap", "-extra") == {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": "team-cj-operator-extra",
+            "namespace": "cj-system",
+            "labels": {"release": "team"},
+        },
+        "data": {"workers": "3"},
+    }
+    secret = one(objects, "Secret", "-extra-secret")
+    assert secret["metadata"]["name"] == "team-extra-secret"
+    assert secret["stringData"] == {"api": "team-cj-operator-provider-api"}
+    # Nothing extra by default.
+    assert not [o for o in render() if o["metadata"]["name"].endswith(("-extra", "-extra-secret"))]
