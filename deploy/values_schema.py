@@ -512,6 +512,13 @@ def build_schema() -> Schema:
                     )
                 }
             ),
+            "tests": obj(
+                {
+                    "enabled": BOOL,
+                    "timeoutSeconds": {"type": "number", "exclusiveMinimum": 0, "maximum": 300},
+                    "resources": RESOURCES,
+                }
+            ),
             "extraObjects": {"type": "array", "items": {"type": ["object", "string"]}},
             "networkPolicy": obj({"enabled": BOOL, "apiFrom": ARRAY, "metricsFrom": ARRAY}),
         },

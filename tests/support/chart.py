@@ -99,20 +99,20 @@ def one(objects: Sequence[Obj], kind: str, name_suffix: str = "") -> Obj:
 
 
 def pod_spec(obj: Obj) -> Obj:
-    """The pod spec of a Deployment or Job."""
-    spec: Obj = obj["spec"]["template"]["spec"]
+    """The pod spec of a Deployment or Job (its template's), or of a Pod."""
+    spec: Obj = obj["spec"] if obj["kind"] == "Pod" else obj["spec"]["template"]["spec"]
     return spec
 
 
 def containers(obj: Obj) -> list[Obj]:
-    """Containers (init containers included) of a Deployment's or Job's pod template."""
+    """Containers (init containers included) of a Deployment's or Job's pod template, or a Pod's."""
     spec = pod_spec(obj)
     return [*spec.get("initContainers", []), *spec["containers"]]
 
 
 def workloads(objects: Sequence[Obj]) -> Iterator[Obj]:
-    """Deployments and Jobs."""
-    return (o for o in objects if o["kind"] in ("Deployment", "Job"))
+    """Deployments, Jobs and Pods (the `helm test` pod)."""
+    return (o for o in objects if o["kind"] in ("Deployment", "Job", "Pod"))
 
 
 def env_of(container: Obj) -> dict[str, Obj]:

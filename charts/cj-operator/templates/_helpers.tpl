@@ -104,7 +104,7 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{- end }}
 
 {{/* REDIS_URL, with the password from the existing Secret through $(REDIS_PASSWORD). */}}
-{{- define "cj.env.redis" -}}
+{{- define "cj.env.redisUrl" -}}
 {{- $r := .Values.redis -}}
 {{- $scheme := ternary "rediss" "redis" $r.tls -}}
 {{- if $r.password.existingSecret }}
@@ -119,6 +119,12 @@ app.kubernetes.io/component: {{ index . 1 }}
 - name: REDIS_URL
   value: {{ printf "%s://%s:%v/%v" $scheme $r.host $r.port $r.database | quote }}
 {{- end }}
+{{- end }}
+
+{{/* The provider side's Redis settings: REDIS_URL, the key prefix and the consumer group. */}}
+{{- define "cj.env.redis" -}}
+{{- $r := .Values.redis -}}
+{{ include "cj.env.redisUrl" . | trim }}
 - name: CJ_REDIS_KEY_PREFIX
   value: {{ $r.keyPrefix | quote }}
 - name: CJ_STREAM_CONSUMER_GROUP

@@ -172,7 +172,8 @@ def check_safe_defaults(cluster: ClusterEnv, release: str, namespace: str) -> st
     """The stored objects carry the chart's safe defaults; returns the generated token (base64).
 
     The generated token Secret exists and both the API and the operator read it; the API's
-    NetworkPolicy selects the API pods and admits only the operator pods (same namespace).
+    NetworkPolicy selects the API pods and admits only the operator pods and the `helm test`
+    pod (same namespace).
     """
     prefix = f"{release}-cj-operator"
     secret = stored(cluster, "secret", f"{prefix}-provider-api-token", namespace)
@@ -191,11 +192,13 @@ def check_safe_defaults(cluster: ClusterEnv, release: str, namespace: str) -> st
     assert not selects(policy["podSelector"], operator)
     assert not selects(policy["podSelector"], worker)
     (rule,) = policy["ingress"]
-    (peer,) = rule["from"]
-    assert set(peer) == {"podSelector"}, peer  # this namespace only
-    assert selects(peer["podSelector"], operator)
-    assert not selects(peer["podSelector"], worker)
-    assert not selects(peer["podSelector"], api)
+    operator_peer, test_peer = rule["from"]  # the operator and the `helm test` pod
+    for peer in (operator_peer, test_peer):
+        assert set(peer) == {"podSelector"}, peer  # this namespace only
+        assert not selects(peer["podSelector"], worker)
+        assert not selects(peer["podSelector"], api)
+    assert selects(operator_peer["podSelector"], operator)
+    assert test_peer["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "test"
     assert rule["ports"] == [{"port": "http", "protocol": "TCP"}]
     for deployment, name in ((operator, "operator"), (worker, "worker")):
         spec = stored(cluster, "networkpolicy", f"{prefix}-{name}", namespace)["spec"]

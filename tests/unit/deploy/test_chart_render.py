@@ -386,7 +386,8 @@ def test_network_policies_admit_only_what_each_pod_serves(all_on_objects: list[O
     assert rule["ports"] == [{"port": "http", "protocol": "TCP"}]
     peers = rule["from"]
     assert peers[0]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "operator"
-    assert len(peers) == 3  # operator, apiFrom, metricsFrom
+    assert peers[1]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "test"
+    assert len(peers) == 4  # operator, the helm test pod, apiFrom, metricsFrom
     for name in ("cj-cj-operator-operator", "cj-cj-operator-worker"):
         (rule,) = policies[name]["spec"]["ingress"]
         assert rule["ports"] == [{"port": "metrics", "protocol": "TCP"}]
