@@ -118,3 +118,37 @@ def workloads(objects: Sequence[Obj]) -> Iterator[Obj]:
 def env_of(container: Obj) -> dict[str, Obj]:
     """A container's env entries by name."""
     return {e["name"]: e for e in container.get("env", [])}
+
+
+def render_notes(
+    values: Mapping[str, object] | None = None,
+    values_files: Sequence[Path] = (),
+    *,
+    release: str = "cj",
+    namespace: str = "cj-system",
+    extra: Sequence[str] = (),
+    workdir: Path,
+) -> str:
+    """The chart's NOTES.txt as `helm template` renders it (no cluster: every `lookup` is empty).
+
+    `helm template` never prints NOTES.txt, so a copy of the chart in `workdir` gets one more
+    template, a ConfigMap holding `tpl` of the same NOTES.txt text with the same context.
+    """
+    import shutil
+
+    chart = workdir / "cj-operator"
+    shutil.copytree(CHART_DIR, chart, symlinks=False)  # files/crds/ link: copied as a file
+    shutil.copy(chart / "templates" / "NOTES.txt", chart / "files" / "notes-probe.txt")
+    (chart / "templates" / "notes-probe.yaml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: notes-probe\ndata:\n"
+        '  NOTES.txt: {{ tpl (.Files.Get "files/notes-probe.txt") . | toJson }}\n'
+    )
+    args = ["template", release, str(chart), "--namespace", namespace, "-s"]
+    args += ["templates/notes-probe.yaml"]
+    for path in values_files:
+        args += ["-f", str(path)]
+    args += set_args(values or {})
+    args += list(extra)
+    (probe,) = [doc for doc in yaml.safe_load_all(helm(*args)) if doc]
+    notes: str = probe["data"]["NOTES.txt"]
+    return notes

@@ -17,6 +17,7 @@ import os
 import subprocess
 import threading
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
@@ -262,6 +263,62 @@ def check_user_roles(cluster: ClusterEnv, release: str, namespace: str) -> None:
     assert not can_i(cluster, editor, "default", "create", "cjbatches.cj.huleedu.io")
 
 
+def notes_of(helm_output: str) -> str:
+    """The NOTES part of `helm install` or `helm upgrade` output."""
+    _, found, notes = helm_output.partition("\nNOTES:\n")
+    assert found, helm_output
+    return notes
+
+
+def check_secret_warnings(
+    cluster: ClusterEnv,
+    release: str,
+    namespace: str,
+    values: Mapping[str, object],
+    env: dict[str, str],
+) -> None:
+    """NOTES.txt warns once per missing Secret and per missing key, read from the API server
+    (`--dry-run=server`: lookups work, nothing is created), and warns of nothing when it cannot
+    ask (`--dry-run=client`)."""
+    kubectl(
+        cluster,
+        "create",
+        "secret",
+        "generic",
+        "cj-llm-keys",
+        "-n",
+        namespace,
+        "--from-literal=anthropic=not-a-key",
+    )
+    named = {
+        **values,
+        "worker.providers.anthropic.existingSecret": "cj-llm-keys",
+        "worker.providers.anthropic.key": "anthropic",
+        "worker.providers.openai.existingSecret": "cj-llm-keys",  # no key `api-key` in it
+        "redis.password.existingSecret": "team-secrets",  # missing, named twice
+        "worker.providers.openaiCompatible.existingSecret": "team-secrets",
+        "image.pullSecrets": ["registry-credentials"],  # missing
+    }
+    args = ["install", release, str(CHART_DIR), "-n", namespace, "--take-ownership"]
+    server = notes_of(helm(*args, "--dry-run=server", *set_args(named), env=env))
+    warnings = [line for line in server.splitlines() if line.startswith("WARNING")]
+    assert warnings == [
+        "WARNING: Secret team-secrets (redis.password.existingSecret, "
+        "worker.providers.openaiCompatible.existingSecret) does not exist in namespace "
+        f"{namespace}: the pods that read it do not start (CreateContainerConfigError) until "
+        "it is created.",
+        f"WARNING: Secret registry-credentials (image.pullSecrets) does not exist in namespace "
+        f"{namespace}: images from a private registry cannot be pulled (ImagePullBackOff) until "
+        "it is created.",
+        "WARNING: Secret cj-llm-keys has no key api-key (worker.providers.openai.key): the pods "
+        "that read it do not start (CreateContainerConfigError) until it has.",
+    ]
+    client = notes_of(helm(*args, "--dry-run=client", *set_args(named), env=env))
+    assert "WARNING" not in client
+    assert "Secrets: not checked" in client
+    kubectl(cluster, "delete", "secret", "cj-llm-keys", "-n", namespace)
+
+
 @pytest.mark.timeout(600)
 def test_install_creates_and_uninstall_removes(
     cluster: ClusterEnv, namespace: str, database_url: str
@@ -289,6 +346,7 @@ def test_install_creates_and_uninstall_removes(
     }
     env = {"KUBECONFIG": cluster.kubeconfig, "HELM_CACHE_HOME": "/tmp/cj-helm-cache"}
     helm_binary()  # built before the clock of the install starts
+    check_secret_warnings(cluster, release, namespace, values, env)
     with JobController(cluster, namespace) as jobs:
         # --take-ownership: the shared cluster's CJBatch CRD may already exist, created by
         # kubectl or by an earlier release; the chart adopts it (and keeps it on uninstall).
@@ -307,6 +365,10 @@ def test_install_creates_and_uninstall_removes(
         )
     assert not jobs.errors, jobs.errors
     assert "STATUS: deployed" in out
+    assert notes_of(out).splitlines()[3] == (
+        f"Secrets: each of the 1 the values name (cj-database) exists in namespace {namespace}, "
+        "with its keys."
+    )
     (migrate,) = jobs.ran
     assert migrate.endswith("-migrate")
     # The succeeded hook Job is deleted by helm (hook-delete-policy hook-succeeded).
@@ -375,6 +437,7 @@ def test_install_creates_and_uninstall_removes(
     assert not jobs.errors, jobs.errors
     assert jobs.runs == 1, "the pre-upgrade migration hook did not run"
     assert "REVISION: 2" in out
+    assert notes_of(out).startswith(f"cj-operator 0.1.0 is upgraded: release {release} in")
     assert (
         stored(cluster, "deployment", f"{release}-cj-operator-provider-api", namespace)["spec"][
             "replicas"
