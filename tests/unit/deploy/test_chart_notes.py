@@ -24,7 +24,7 @@ def test_next_steps_name_the_release_and_the_batch_namespace(tmp_path: Path) -> 
     assert "reconciles CJBatches in every namespace." in notes
     for command in (
         "kubectl -n cj get pods -l app.kubernetes.io/instance=essays",
-        "helm test essays -n cj --logs",
+        "helm test essays -n cj",
         "kubectl -n cj apply -f my-batch.yaml",
         "cjctl submit essays.csv --name my-batch --prompt-file prompt.txt --judge offline -n cj",
         "kubectl -n cj get cjbatches",
@@ -39,7 +39,7 @@ def test_next_steps_name_the_release_and_the_batch_namespace(tmp_path: Path) -> 
     )
     assert "reconciles CJBatches in the namespaces team-a, team-b." in notes
     assert "kubectl -n team-a wait --for=condition=Ready cjbatch/my-batch" in notes
-    assert "helm test cj -n cj --logs" in notes
+    assert "helm test cj -n cj\n" in notes
 
 
 def test_grafana_rbac_and_tests_lines_follow_the_values(tmp_path: Path) -> None:

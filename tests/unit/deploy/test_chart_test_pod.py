@@ -38,6 +38,11 @@ def test_a_test_hook_running_cj_check_from_the_operator_image_deleted_when_it_pa
         "before-hook-creation",
         "hook-succeeded",
     ]
+    # helm prints the output before it deletes a passed pod (`helm test --logs` comes too late).
+    assert sorted(annotations["helm.sh/hook-output-log-policy"].split(",")) == [
+        "hook-failed",
+        "hook-succeeded",
+    ]
     spec = pod["spec"]
     assert spec["restartPolicy"] == "Never"  # a failed check fails the pod, and the test
     assert spec["automountServiceAccountToken"] is False
