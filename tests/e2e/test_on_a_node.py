@@ -10,16 +10,20 @@ that the rest of the suite keeps its API server without a kubelet. The test is s
 (CJ_REQUIRE_NODE=1 makes that a failure); a node that should start and does not is a failure.
 
 Steps: helm install (the migration hook Job runs as a real Job), every pod Ready (probes
-pass), a CJBatch judged by the `mock` judge with latency, `kubectl rollout restart` of the
-workers while it runs (every comparison still counted once, none failed), scale the workers
-to 3, measure each pod's memory from its cgroup, helm uninstall (the pods go away).
+pass), `helm test` (cj-check in the test pod passes), the user roles aggregated into the
+built-in `edit` and `view`, a CJBatch judged by the `mock` judge with latency, `kubectl
+rollout restart` of the workers while it runs (every comparison still counted once, none
+failed), scale the workers to 3, measure each pod's memory from its cgroup, helm uninstall
+(the pods go away).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
+import subprocess
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import datetime
@@ -32,7 +36,7 @@ import pytest_asyncio
 import yaml
 
 from tests.e2e.tallies import database_counts
-from tests.support.chart import CHART_DIR, helm, set_args
+from tests.support.chart import CHART_DIR, helm, helm_binary, set_args
 from tests.support.devcluster import (
     REPO_ROOT,
     NodeClusterEnv,
@@ -148,6 +152,43 @@ async def alembic_revision(database_url: str) -> str | None:
         return revision
     finally:
         await conn.close()
+
+
+CHECK_LINE = re.compile(r"^(PostgreSQL|Redis|Kafka|provider API) +(ok|FAIL) ", re.MULTILINE)
+"""A line of cj-check's output: the dependency and its verdict."""
+
+
+def helm_test(helm_env: dict[str, str], namespace: str) -> subprocess.CompletedProcess[str]:
+    """`helm test` of the release; stdout (the test suite's status) and stderr (the test pod's
+    output, which helm prints by the pod's hook-output-log-policy) kept apart."""
+    return subprocess.run(
+        [str(helm_binary()), "test", RELEASE, "-n", namespace, "--timeout", "5m"],
+        env={**os.environ, **helm_env},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=400,
+    )
+
+
+def can_i(
+    node: NodeClusterEnv, namespace: str, account: str, verb: str, subresource: str = ""
+) -> bool:
+    """Whether the ServiceAccount `account` may `verb` CJBatches (or their `subresource`)."""
+    out = kubectl(
+        node.cluster,
+        "auth",
+        "can-i",
+        verb,
+        "cjbatches.cj.huleedu.io",
+        *([f"--subresource={subresource}"] if subresource else []),
+        "-n",
+        namespace,
+        "--as",
+        f"system:serviceaccount:{namespace}:{account}",
+        check=False,
+    )
+    return out.strip() == "yes"
 
 
 def pods(node: NodeClusterEnv, namespace: str) -> list[dict[str, Any]]:
@@ -286,6 +327,50 @@ async def test_helm_install_on_a_node_runs_a_batch_through_pods(
         assert not json.loads(kubectl(cluster, "get", "jobs", "-n", namespace, "-o", "json"))[
             "items"
         ]
+
+        # `helm test`: cj-check in the test pod reaches PostgreSQL, Redis, Kafka and the API
+        # (its NetworkPolicy admits the pod) from inside the cluster, and passes.
+        start = time.monotonic()
+        tested = helm_test(helm_env, namespace)
+        timings["helm test (s)"] = time.monotonic() - start
+        assert tested.returncode == 0, tested.stdout + tested.stderr
+        checks = dict(CHECK_LINE.findall(tested.stderr))  # helm prints the pod's output
+        assert checks == dict.fromkeys(("PostgreSQL", "Redis", "Kafka", "provider API"), "ok"), (
+            tested.stderr
+        )
+        assert "cj-check: all 4 checks passed" in tested.stderr
+        suite = rf"TEST SUITE: +{FULLNAME}-test\n(.*\n){{2}}Phase: +Succeeded"
+        assert re.search(suite, tested.stdout), tested.stdout
+        # A passed test pod is deleted (hook-delete-policy hook-succeeded).
+        assert f"{FULLNAME}-test" not in {p["metadata"]["name"] for p in pods(node, namespace)}
+
+        # The user roles reach the built-in `edit` and `view` roles through the controller
+        # manager's clusterrole-aggregation controller (without them neither grants CJBatches).
+        for role in ("edit", "view"):
+            kubectl(
+                cluster,
+                "create",
+                "rolebinding",
+                f"user-{role}",
+                f"--clusterrole={role}",
+                f"--serviceaccount={namespace}:user-{role}",
+                "-n",
+                namespace,
+            )
+        wait_until(
+            lambda: can_i(node, namespace, "user-view", "get"),
+            within=60,
+            what="the aggregated CJBatch rules in the built-in roles",
+        )
+        wait_until(
+            lambda: can_i(node, namespace, "user-edit", "create"),
+            within=60,
+            what="the aggregated CJBatch editor rules in the built-in edit role",
+        )
+        assert not can_i(node, namespace, "user-view", "create")
+        assert can_i(node, namespace, "user-edit", "delete")
+        for user in ("user-edit", "user-view"):
+            assert not can_i(node, namespace, user, "patch", "status")
 
         # A batch through the pods; the workers are restarted while it runs.
         name = unique_name("node-batch-")
