@@ -156,6 +156,17 @@ DURATION = string(pattern=r"^(0|(([0-9]+)(ms|s|m|h|d|w|y))+)$")
 HTTP_URL_OR_EMPTY = string(pattern=r"^(https?://\S+)?$")
 RESOURCES = obj({"requests": ANY_OBJECT, "limits": ANY_OBJECT, "claims": ARRAY})
 SEVERITY = string(minLength=1)
+TOPOLOGY_SPREAD: Schema = {
+    "type": "object",
+    "required": ["maxSkew", "topologyKey", "whenUnsatisfiable"],
+    "properties": {
+        "maxSkew": integer(minimum=1),
+        "topologyKey": string(minLength=1),
+        "whenUnsatisfiable": string(enum=["DoNotSchedule", "ScheduleAnyway"]),
+        "labelSelector": ANY_OBJECT,
+    },
+}
+"""A TopologySpreadConstraint: its required fields checked, the others passed through."""
 TOPIC_LIST: Schema = {
     "type": "array",
     "items": string(pattern=KAFKA_TOPIC_PATTERN),
@@ -196,6 +207,7 @@ def pod_fields() -> dict[str, Schema]:
         "nodeSelector": STRING_MAP,
         "tolerations": ARRAY,
         "affinity": ANY_OBJECT,
+        "topologySpreadConstraints": {"type": "array", "items": TOPOLOGY_SPREAD},
         "priorityClassName": string(),
         "serviceAccount": obj({"create": BOOL, "name": OPTIONAL_NAME, "annotations": STRING_MAP}),
     }
@@ -291,6 +303,7 @@ def build_schema() -> Schema:
                 }
             ),
             "crds": obj({"install": BOOL, "keep": BOOL}),
+            "rbac": obj({"create": BOOL, "aggregatedRoles": BOOL}),
             "logging": obj(
                 {
                     "level": string(enum=["DEBUG", "INFO", "WARNING", "ERROR"]),
@@ -499,6 +512,14 @@ def build_schema() -> Schema:
                     )
                 }
             ),
+            "tests": obj(
+                {
+                    "enabled": BOOL,
+                    "timeoutSeconds": {"type": "number", "exclusiveMinimum": 0, "maximum": 300},
+                    "resources": RESOURCES,
+                }
+            ),
+            "extraObjects": {"type": "array", "items": {"type": ["object", "string"]}},
             "networkPolicy": obj({"enabled": BOOL, "apiFrom": ARRAY, "metricsFrom": ARRAY}),
         },
     }

@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1.7
-# The operator image: `kopf run -m cj_operator.handlers` (default command) and
-# `cj-operator-migrate` (the chart's migration Job). Build from the repository root:
+# The operator image: `kopf run -m cj_operator.handlers` (default command),
+# `cj-operator-migrate` (the chart's migration Job) and `cj-check` (its `helm test` pod).
+# Build from the repository root:
 #   docker build -f docker/operator.Dockerfile -t cj-operator .
 # Multi-stage: uv resolves the locked dependencies (uv.lock, no dev group) into a virtual
 # environment in the build stage; the runtime stage holds that environment and nothing else.

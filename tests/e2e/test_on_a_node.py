@@ -10,16 +10,20 @@ that the rest of the suite keeps its API server without a kubelet. The test is s
 (CJ_REQUIRE_NODE=1 makes that a failure); a node that should start and does not is a failure.
 
 Steps: helm install (the migration hook Job runs as a real Job), every pod Ready (probes
-pass), a CJBatch judged by the `mock` judge with latency, `kubectl rollout restart` of the
-workers while it runs (every comparison still counted once, none failed), scale the workers
-to 3, measure each pod's memory from its cgroup, helm uninstall (the pods go away).
+pass), `helm test` (cj-check in the test pod passes), the user roles aggregated into the
+built-in `edit` and `view`, a CJBatch judged by the `mock` judge with latency, `kubectl
+rollout restart` of the workers while it runs (every comparison still counted once, none
+failed), scale the workers to 3, measure each pod's memory from its cgroup, helm uninstall
+(the pods go away).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
+import subprocess
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import datetime
@@ -32,7 +36,7 @@ import pytest_asyncio
 import yaml
 
 from tests.e2e.tallies import database_counts
-from tests.support.chart import CHART_DIR, helm, set_args
+from tests.support.chart import CHART_DIR, helm, helm_binary, set_args
 from tests.support.devcluster import (
     REPO_ROOT,
     NodeClusterEnv,
@@ -138,6 +142,53 @@ def default_secrets() -> list[tuple[str, str, str]]:
     if token["existingSecret"]:
         out.append((token["existingSecret"], token["key"], secrets.token_urlsafe(24)))
     return out
+
+
+async def alembic_revision(database_url: str) -> str | None:
+    """The schema revision alembic recorded (raises UndefinedTableError without its table)."""
+    conn = await asyncpg.connect(database_url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        revision: str | None = await conn.fetchval("SELECT version_num FROM alembic_version")
+        return revision
+    finally:
+        await conn.close()
+
+
+CHECK_LINE = re.compile(r"^(PostgreSQL|Redis|Kafka|provider API) +(ok|FAIL) ", re.MULTILINE)
+"""A line of cj-check's output: the dependency and its verdict."""
+
+
+def helm_test(helm_env: dict[str, str], namespace: str) -> subprocess.CompletedProcess[str]:
+    """`helm test` of the release; stdout (the test suite's status) and stderr (the test pod's
+    output, which helm prints by the pod's hook-output-log-policy) kept apart."""
+    return subprocess.run(
+        [str(helm_binary()), "test", RELEASE, "-n", namespace, "--timeout", "5m"],
+        env={**os.environ, **helm_env},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=400,
+    )
+
+
+def can_i(
+    node: NodeClusterEnv, namespace: str, account: str, verb: str, subresource: str = ""
+) -> bool:
+    """Whether the ServiceAccount `account` may `verb` CJBatches (or their `subresource`)."""
+    out = kubectl(
+        node.cluster,
+        "auth",
+        "can-i",
+        verb,
+        "cjbatches.cj.huleedu.io",
+        *([f"--subresource={subresource}"] if subresource else []),
+        "-n",
+        namespace,
+        "--as",
+        f"system:serviceaccount:{namespace}:{account}",
+        check=False,
+    )
+    return out.strip() == "yes"
 
 
 def pods(node: NodeClusterEnv, namespace: str) -> list[dict[str, Any]]:
@@ -269,9 +320,57 @@ async def test_helm_install_on_a_node_runs_a_batch_through_pods(
         to_ready = {p["metadata"]["name"]: seconds_to_ready(p) for p in running}
         for pod in running:  # the kubelet's own probes passed: Ready, no restart
             assert all(c["restartCount"] == 0 for c in pod["status"]["containerStatuses"]), pod
-        # The migration hook Job ran as a real Job (the job controller, a pod on the node).
-        (job,) = json.loads(kubectl(cluster, "get", "jobs", "-n", namespace, "-o", "json"))["items"]
-        assert job["status"].get("succeeded") == 1, job["status"]
+        # The migration hook Job ran as a real Job (the job controller, a pod on the node): the
+        # schema is there, and helm deleted the succeeded Job (hook-delete-policy hook-succeeded).
+        host_db = cluster.database_url.rsplit("/", 1)[0] + "/" + node_database
+        assert await alembic_revision(host_db), "the migration Job did not migrate"
+        assert not json.loads(kubectl(cluster, "get", "jobs", "-n", namespace, "-o", "json"))[
+            "items"
+        ]
+
+        # `helm test`: cj-check in the test pod reaches PostgreSQL, Redis, Kafka and the API
+        # (its NetworkPolicy admits the pod) from inside the cluster, and passes.
+        start = time.monotonic()
+        tested = helm_test(helm_env, namespace)
+        timings["helm test (s)"] = time.monotonic() - start
+        assert tested.returncode == 0, tested.stdout + tested.stderr
+        checks = dict(CHECK_LINE.findall(tested.stderr))  # helm prints the pod's output
+        assert checks == dict.fromkeys(("PostgreSQL", "Redis", "Kafka", "provider API"), "ok"), (
+            tested.stderr
+        )
+        assert "cj-check: all 4 checks passed" in tested.stderr
+        suite = rf"TEST SUITE: +{FULLNAME}-test\n(.*\n){{2}}Phase: +Succeeded"
+        assert re.search(suite, tested.stdout), tested.stdout
+        # A passed test pod is deleted (hook-delete-policy hook-succeeded).
+        assert f"{FULLNAME}-test" not in {p["metadata"]["name"] for p in pods(node, namespace)}
+
+        # The user roles reach the built-in `edit` and `view` roles through the controller
+        # manager's clusterrole-aggregation controller (without them neither grants CJBatches).
+        for role in ("edit", "view"):
+            kubectl(
+                cluster,
+                "create",
+                "rolebinding",
+                f"user-{role}",
+                f"--clusterrole={role}",
+                f"--serviceaccount={namespace}:user-{role}",
+                "-n",
+                namespace,
+            )
+        wait_until(
+            lambda: can_i(node, namespace, "user-view", "get"),
+            within=60,
+            what="the aggregated CJBatch rules in the built-in roles",
+        )
+        wait_until(
+            lambda: can_i(node, namespace, "user-edit", "create"),
+            within=60,
+            what="the aggregated CJBatch editor rules in the built-in edit role",
+        )
+        assert not can_i(node, namespace, "user-view", "create")
+        assert can_i(node, namespace, "user-edit", "delete")
+        for user in ("user-edit", "user-view"):
+            assert not can_i(node, namespace, user, "patch", "status")
 
         # A batch through the pods; the workers are restarted while it runs.
         name = unique_name("node-batch-")
@@ -305,7 +404,6 @@ async def test_helm_install_on_a_node_runs_a_batch_through_pods(
         uid = json.loads(kubectl(cluster, "get", "cjb", name, "-n", namespace, "-o", "json"))[
             "metadata"
         ]["uid"]
-        host_db = cluster.database_url.rsplit("/", 1)[0] + "/" + node_database
         counts = await database_counts(host_db, uid)
         assert (counts.submitted, counts.completed, counts.failed) == (
             final["submitted"],
@@ -334,12 +432,10 @@ async def test_helm_install_on_a_node_runs_a_batch_through_pods(
 
         start = time.monotonic()
         helm("uninstall", RELEASE, "-n", namespace, "--wait", "--timeout", "5m", env=helm_env)
-        # The Deployments' pods go; the migration hook Job (hook-delete-policy
-        # before-hook-creation) is not part of the release, so helm leaves it and its pod.
+        # Every pod goes: the Deployments' with the release, the hooks' (the migration Job's)
+        # already with their succeeded hook.
         wait_until(
-            lambda: (
-                not [p for p in pods(node, namespace) if "job-name" not in p["metadata"]["labels"]]
-            ),
+            lambda: not pods(node, namespace),
             within=180,
             what="the operator's, API's and workers' pods to go",
         )

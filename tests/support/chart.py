@@ -99,22 +99,56 @@ def one(objects: Sequence[Obj], kind: str, name_suffix: str = "") -> Obj:
 
 
 def pod_spec(obj: Obj) -> Obj:
-    """The pod spec of a Deployment or Job."""
-    spec: Obj = obj["spec"]["template"]["spec"]
+    """The pod spec of a Deployment or Job (its template's), or of a Pod."""
+    spec: Obj = obj["spec"] if obj["kind"] == "Pod" else obj["spec"]["template"]["spec"]
     return spec
 
 
 def containers(obj: Obj) -> list[Obj]:
-    """Containers (init containers included) of a Deployment's or Job's pod template."""
+    """Containers (init containers included) of a Deployment's or Job's pod template, or a Pod's."""
     spec = pod_spec(obj)
     return [*spec.get("initContainers", []), *spec["containers"]]
 
 
 def workloads(objects: Sequence[Obj]) -> Iterator[Obj]:
-    """Deployments and Jobs."""
-    return (o for o in objects if o["kind"] in ("Deployment", "Job"))
+    """Deployments, Jobs and Pods (the `helm test` pod)."""
+    return (o for o in objects if o["kind"] in ("Deployment", "Job", "Pod"))
 
 
 def env_of(container: Obj) -> dict[str, Obj]:
     """A container's env entries by name."""
     return {e["name"]: e for e in container.get("env", [])}
+
+
+def render_notes(
+    values: Mapping[str, object] | None = None,
+    values_files: Sequence[Path] = (),
+    *,
+    release: str = "cj",
+    namespace: str = "cj-system",
+    extra: Sequence[str] = (),
+    workdir: Path,
+) -> str:
+    """The chart's NOTES.txt as `helm template` renders it (no cluster: every `lookup` is empty).
+
+    `helm template` never prints NOTES.txt, so a copy of the chart in `workdir` gets one more
+    template, a ConfigMap holding `tpl` of the same NOTES.txt text with the same context.
+    """
+    import shutil
+
+    chart = workdir / "cj-operator"
+    shutil.copytree(CHART_DIR, chart, symlinks=False)  # files/crds/ link: copied as a file
+    shutil.copy(chart / "templates" / "NOTES.txt", chart / "files" / "notes-probe.txt")
+    (chart / "templates" / "notes-probe.yaml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: notes-probe\ndata:\n"
+        '  NOTES.txt: {{ tpl (.Files.Get "files/notes-probe.txt") . | toJson }}\n'
+    )
+    args = ["template", release, str(chart), "--namespace", namespace, "-s"]
+    args += ["templates/notes-probe.yaml"]
+    for path in values_files:
+        args += ["-f", str(path)]
+    args += set_args(values or {})
+    args += list(extra)
+    (probe,) = [doc for doc in yaml.safe_load_all(helm(*args)) if doc]
+    notes: str = probe["data"]["NOTES.txt"]
+    return notes

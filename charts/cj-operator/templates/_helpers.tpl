@@ -104,7 +104,7 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{- end }}
 
 {{/* REDIS_URL, with the password from the existing Secret through $(REDIS_PASSWORD). */}}
-{{- define "cj.env.redis" -}}
+{{- define "cj.env.redisUrl" -}}
 {{- $r := .Values.redis -}}
 {{- $scheme := ternary "rediss" "redis" $r.tls -}}
 {{- if $r.password.existingSecret }}
@@ -119,6 +119,12 @@ app.kubernetes.io/component: {{ index . 1 }}
 - name: REDIS_URL
   value: {{ printf "%s://%s:%v/%v" $scheme $r.host $r.port $r.database | quote }}
 {{- end }}
+{{- end }}
+
+{{/* The provider side's Redis settings: REDIS_URL, the key prefix and the consumer group. */}}
+{{- define "cj.env.redis" -}}
+{{- $r := .Values.redis -}}
+{{ include "cj.env.redisUrl" . | trim }}
 - name: CJ_REDIS_KEY_PREFIX
   value: {{ $r.keyPrefix | quote }}
 - name: CJ_STREAM_CONSUMER_GROUP
@@ -199,6 +205,26 @@ prometheus.io/path: /metrics
 {{- .Values.operator.providerApiUrl }}
 {{- else }}
 {{- printf "http://%s-provider-api.%s.svc:%v" (include "cj.fullname" .) .Release.Namespace .Values.providerApi.service.port }}
+{{- end }}
+{{- end }}
+
+{{/* A pod spec's topologySpreadConstraints from a component's value: include
+"cj.topologySpread" (list $ "worker" .Values.worker.topologySpreadConstraints). A constraint
+without labelSelector gets the component's selector labels (the spread is of its own pods). */}}
+{{- define "cj.topologySpread" -}}
+{{- $ := index . 0 -}}
+{{- $selector := dict "matchLabels" (include "cj.selectorLabels" (list $ (index . 1)) | fromYaml) -}}
+{{- $out := list -}}
+{{- range index . 2 }}
+{{- $c := deepCopy . }}
+{{- if not $c.labelSelector }}
+{{- $_ := set $c "labelSelector" $selector }}
+{{- end }}
+{{- $out = append $out $c }}
+{{- end }}
+{{- with $out }}
+topologySpreadConstraints:
+  {{- toYaml . | nindent 2 }}
 {{- end }}
 {{- end }}
 

@@ -17,6 +17,7 @@ import os
 import subprocess
 import threading
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
@@ -172,7 +173,8 @@ def check_safe_defaults(cluster: ClusterEnv, release: str, namespace: str) -> st
     """The stored objects carry the chart's safe defaults; returns the generated token (base64).
 
     The generated token Secret exists and both the API and the operator read it; the API's
-    NetworkPolicy selects the API pods and admits only the operator pods (same namespace).
+    NetworkPolicy selects the API pods and admits only the operator pods and the `helm test`
+    pod (same namespace).
     """
     prefix = f"{release}-cj-operator"
     secret = stored(cluster, "secret", f"{prefix}-provider-api-token", namespace)
@@ -191,11 +193,13 @@ def check_safe_defaults(cluster: ClusterEnv, release: str, namespace: str) -> st
     assert not selects(policy["podSelector"], operator)
     assert not selects(policy["podSelector"], worker)
     (rule,) = policy["ingress"]
-    (peer,) = rule["from"]
-    assert set(peer) == {"podSelector"}, peer  # this namespace only
-    assert selects(peer["podSelector"], operator)
-    assert not selects(peer["podSelector"], worker)
-    assert not selects(peer["podSelector"], api)
+    operator_peer, test_peer = rule["from"]  # the operator and the `helm test` pod
+    for peer in (operator_peer, test_peer):
+        assert set(peer) == {"podSelector"}, peer  # this namespace only
+        assert not selects(peer["podSelector"], worker)
+        assert not selects(peer["podSelector"], api)
+    assert selects(operator_peer["podSelector"], operator)
+    assert test_peer["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "test"
     assert rule["ports"] == [{"port": "http", "protocol": "TCP"}]
     for deployment, name in ((operator, "operator"), (worker, "worker")):
         spec = stored(cluster, "networkpolicy", f"{prefix}-{name}", namespace)["spec"]
@@ -203,6 +207,116 @@ def check_safe_defaults(cluster: ClusterEnv, release: str, namespace: str) -> st
         assert spec["ingress"] == [{"ports": [{"port": "metrics", "protocol": "TCP"}]}]
     data: str = secret["data"]["token"]
     return data
+
+
+def can_i(
+    cluster: ClusterEnv, who: str, namespace: str, verb: str, resource: str, subresource: str = ""
+) -> bool:
+    """`kubectl auth can-i` as `who`: the API server's own RBAC decision."""
+    extra = [f"--subresource={subresource}"] if subresource else []
+    out = kubectl(
+        cluster, "auth", "can-i", verb, resource, *extra, "-n", namespace, "--as", who, check=False
+    )
+    return out.strip() == "yes"
+
+
+def check_user_roles(cluster: ClusterEnv, release: str, namespace: str) -> None:
+    """The stored user ClusterRoles carry the aggregation labels, and their rules give what
+    they promise. This cluster runs no controller manager, so nothing aggregates them into
+    `edit`/`view`: each is bound directly to an account here (the node e2e checks the
+    aggregation itself)."""
+    prefix = f"{release}-cj-operator"
+    aggregate = "rbac.authorization.k8s.io/aggregate-to-"
+    expected = {"cj-batch-editor": {"admin", "edit"}, "cj-batch-viewer": {"view"}}
+    for role, into in expected.items():
+        stored_role = json.loads(
+            kubectl(cluster, "get", "clusterrole", f"{prefix}-{role}", "-o", "json")
+        )
+        labels = stored_role["metadata"]["labels"]
+        assert {
+            k.removeprefix(aggregate)
+            for k, v in labels.items()
+            if k.startswith(aggregate) and v == "true"
+        } == into
+        kubectl(
+            cluster,
+            "create",
+            "rolebinding",
+            role,
+            f"--clusterrole={prefix}-{role}",
+            f"--serviceaccount={namespace}:{role}",
+            "-n",
+            namespace,
+        )
+    editor = f"system:serviceaccount:{namespace}:cj-batch-editor"
+    viewer = f"system:serviceaccount:{namespace}:cj-batch-viewer"
+    for verb in ("get", "list", "watch", "create", "update", "patch", "delete"):
+        assert can_i(cluster, editor, namespace, verb, "cjbatches.cj.huleedu.io"), verb
+        assert can_i(cluster, viewer, namespace, verb, "cjbatches.cj.huleedu.io") == (
+            verb in ("get", "list", "watch")
+        ), verb
+    for who in (editor, viewer):
+        assert can_i(cluster, who, namespace, "get", "cjbatches.cj.huleedu.io", "status")
+        assert not can_i(cluster, who, namespace, "patch", "cjbatches.cj.huleedu.io", "status")
+        assert not can_i(cluster, who, namespace, "get", "secrets")
+    # Granted in this namespace only.
+    assert not can_i(cluster, editor, "default", "create", "cjbatches.cj.huleedu.io")
+
+
+def notes_of(helm_output: str) -> str:
+    """The NOTES part of `helm install` or `helm upgrade` output."""
+    _, found, notes = helm_output.partition("\nNOTES:\n")
+    assert found, helm_output
+    return notes
+
+
+def check_secret_warnings(
+    cluster: ClusterEnv,
+    release: str,
+    namespace: str,
+    values: Mapping[str, object],
+    env: dict[str, str],
+) -> None:
+    """NOTES.txt warns once per missing Secret and per missing key, read from the API server
+    (`--dry-run=server`: lookups work, nothing is created), and warns of nothing when it cannot
+    ask (`--dry-run=client`)."""
+    kubectl(
+        cluster,
+        "create",
+        "secret",
+        "generic",
+        "cj-llm-keys",
+        "-n",
+        namespace,
+        "--from-literal=anthropic=not-a-key",
+    )
+    named = {
+        **values,
+        "worker.providers.anthropic.existingSecret": "cj-llm-keys",
+        "worker.providers.anthropic.key": "anthropic",
+        "worker.providers.openai.existingSecret": "cj-llm-keys",  # no key `api-key` in it
+        "redis.password.existingSecret": "team-secrets",  # missing, named twice
+        "worker.providers.openaiCompatible.existingSecret": "team-secrets",
+        "image.pullSecrets": ["registry-credentials"],  # missing
+    }
+    args = ["install", release, str(CHART_DIR), "-n", namespace, "--take-ownership"]
+    server = notes_of(helm(*args, "--dry-run=server", *set_args(named), env=env))
+    warnings = [line for line in server.splitlines() if line.startswith("WARNING")]
+    assert warnings == [
+        "WARNING: Secret team-secrets (redis.password.existingSecret, "
+        "worker.providers.openaiCompatible.existingSecret) does not exist in namespace "
+        f"{namespace}: the pods that read it do not start (CreateContainerConfigError) until "
+        "it is created.",
+        f"WARNING: Secret registry-credentials (image.pullSecrets) does not exist in namespace "
+        f"{namespace}: images from a private registry cannot be pulled (ImagePullBackOff) until "
+        "it is created.",
+        "WARNING: Secret cj-llm-keys has no key api-key (worker.providers.openai.key): the pods "
+        "that read it do not start (CreateContainerConfigError) until it has.",
+    ]
+    client = notes_of(helm(*args, "--dry-run=client", *set_args(named), env=env))
+    assert "WARNING" not in client
+    assert "Secrets: not checked" in client
+    kubectl(cluster, "delete", "secret", "cj-llm-keys", "-n", namespace)
 
 
 @pytest.mark.timeout(600)
@@ -232,6 +346,7 @@ def test_install_creates_and_uninstall_removes(
     }
     env = {"KUBECONFIG": cluster.kubeconfig, "HELM_CACHE_HOME": "/tmp/cj-helm-cache"}
     helm_binary()  # built before the clock of the install starts
+    check_secret_warnings(cluster, release, namespace, values, env)
     with JobController(cluster, namespace) as jobs:
         # --take-ownership: the shared cluster's CJBatch CRD may already exist, created by
         # kubectl or by an earlier release; the chart adopts it (and keeps it on uninstall).
@@ -250,8 +365,14 @@ def test_install_creates_and_uninstall_removes(
         )
     assert not jobs.errors, jobs.errors
     assert "STATUS: deployed" in out
+    assert notes_of(out).splitlines()[3] == (
+        f"Secrets: each of the 1 the values name (cj-database) exists in namespace {namespace}, "
+        "with its keys."
+    )
     (migrate,) = jobs.ran
     assert migrate.endswith("-migrate")
+    # The succeeded hook Job is deleted by helm (hook-delete-policy hook-succeeded).
+    assert not json.loads(kubectl(cluster, "get", "jobs", "-n", namespace, "-o", "json"))["items"]
 
     # The hook really migrated the database the chart pointed it at.
     version = asyncio.run(alembic_version(database_url))
@@ -294,6 +415,7 @@ def test_install_creates_and_uninstall_removes(
     }
     crd = json.loads(kubectl(cluster, "get", "crd", "cjbatches.cj.huleedu.io", "-o", "json"))
     assert crd["metadata"]["annotations"]["meta.helm.sh/release-name"] == release
+    check_user_roles(cluster, release, namespace)
 
     # Safe defaults with no value set: a generated API token, NetworkPolicies.
     token = check_safe_defaults(cluster, release, namespace)
@@ -315,6 +437,7 @@ def test_install_creates_and_uninstall_removes(
     assert not jobs.errors, jobs.errors
     assert jobs.runs == 1, "the pre-upgrade migration hook did not run"
     assert "REVISION: 2" in out
+    assert notes_of(out).startswith(f"cj-operator 0.1.0 is upgraded: release {release} in")
     assert (
         stored(cluster, "deployment", f"{release}-cj-operator-provider-api", namespace)["spec"][
             "replicas"

@@ -160,6 +160,7 @@ def test_every_command_the_chart_runs_is_installed_and_imports(
         "cj-provider-api",
         "cj-worker",
         "cj-bootstrap-topics",
+        "cj-check",
     }
 
 

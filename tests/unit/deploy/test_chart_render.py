@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -137,7 +138,8 @@ def _rbac_objects() -> list[Obj]:
 
 def test_rbac_has_no_wildcards_anywhere() -> None:
     roles = _rbac_objects()
-    assert len(roles) == 7  # 2 + 2 ClusterRoles, then 1 ClusterRole + 2 Roles
+    # 2 + 2 ClusterRoles of the operator, then 1 ClusterRole + 2 Roles; 2 user roles each time.
+    assert len(roles) == 7 + 3 * 2
     for role in roles:
         for rule in role["rules"]:
             for field in ("verbs", "resources", "apiGroups", "resourceNames"):
@@ -157,9 +159,14 @@ def test_rbac_is_split_cluster_wide_and_namespaced() -> None:
     namespaced = {r for rule in roles[0]["rules"] for r in rule["resources"]}
     assert {"cjbatches", "cjbatches/status", "configmaps", "events"} <= namespaced
     # Only the cluster role when watching listed namespaces: no cluster-wide CJBatch rights.
-    assert [c["metadata"]["name"] for c in of_kind(objects, "ClusterRole")] == [
-        "cj-cj-operator-operator-cluster"
+    operator_roles = [
+        c["metadata"]["name"]
+        for c in of_kind(objects, "ClusterRole")
+        if c["metadata"]["labels"].get("app.kubernetes.io/component") == "operator"
     ]
+    assert operator_roles == ["cj-cj-operator-operator-cluster"]
+    bound = {b["roleRef"]["name"] for b in of_kind(objects, "ClusterRoleBinding")}
+    assert bound == {"cj-cj-operator-operator-cluster"}
     operator = one(objects, "Deployment", "-operator")
     command = containers(operator)[0]["command"]
     assert "--namespace=team-a" in command and "--namespace=team-b" in command
@@ -260,6 +267,38 @@ def test_operator_deployment_recreate_liveness_and_standalone(default_objects: l
     assert containers(job)[0]["command"] == ["cj-operator-migrate"]
 
 
+def test_hook_jobs_are_deleted_once_they_succeed_and_kept_for_a_while_when_they_fail(
+    all_on_objects: list[Obj],
+) -> None:
+    jobs = {o["metadata"]["name"]: o for o in of_kind(all_on_objects, "Job")}
+    assert set(jobs) == {"cj-cj-operator-migrate", "cj-cj-operator-bootstrap-topics"}
+    for name, job in jobs.items():
+        annotations = job["metadata"]["annotations"]
+        assert annotations["helm.sh/hook"] == "pre-install,pre-upgrade", name
+        policies = annotations["helm.sh/hook-delete-policy"].split(",")
+        # Succeeded: gone (Helm never deletes hooks on uninstall); failed: kept for its logs.
+        assert sorted(policies) == ["before-hook-creation", "hook-succeeded"], name
+        assert job["spec"]["ttlSecondsAfterFinished"] == 600, name
+
+
+def test_operator_readiness_is_kopfs_health_endpoint_and_fails_before_liveness(
+    default_objects: list[Obj],
+) -> None:
+    c = containers(one(default_objects, "Deployment", "-operator"))[0]
+    (flag,) = [a for a in c["command"] if a.startswith("--liveness=")]
+    served = urlsplit(flag.removeprefix("--liveness="))
+    ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+    readiness, liveness = c["readinessProbe"], c["livenessProbe"]
+    for probe in (readiness, liveness):
+        # The one endpoint kopf serves: its path, on the port the flag binds.
+        assert probe["httpGet"]["path"] == served.path == "/healthz"
+        assert ports[probe["httpGet"]["port"]] == served.port
+    # A PostgreSQL outage takes the pod out of Ready well before liveness restarts it.
+    not_ready_after = readiness["periodSeconds"] * readiness["failureThreshold"]
+    restarted_after = liveness["periodSeconds"] * liveness["failureThreshold"]
+    assert not_ready_after < restarted_after
+
+
 def test_migrations_at_operator_start_render_no_job() -> None:
     objects = render({"migrations.mode": "operatorStart"})
     assert not of_kind(objects, "Job")
@@ -347,7 +386,8 @@ def test_network_policies_admit_only_what_each_pod_serves(all_on_objects: list[O
     assert rule["ports"] == [{"port": "http", "protocol": "TCP"}]
     peers = rule["from"]
     assert peers[0]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "operator"
-    assert len(peers) == 3  # operator, apiFrom, metricsFrom
+    assert peers[1]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "test"
+    assert len(peers) == 4  # operator, the helm test pod, apiFrom, metricsFrom
     for name in ("cj-cj-operator-operator", "cj-cj-operator-worker"):
         (rule,) = policies[name]["spec"]["ingress"]
         assert rule["ports"] == [{"port": "metrics", "protocol": "TCP"}]
@@ -431,3 +471,94 @@ def test_provider_api_callback_topics_follow_the_operators_topics(
         "team.completed",
         "team.failed",
     ]
+
+
+SPREAD_BY_NODE = {
+    "maxSkew": 1,
+    "topologyKey": "kubernetes.io/hostname",
+    "whenUnsatisfiable": "ScheduleAnyway",
+}
+
+
+def test_no_topology_spread_by_default_the_schedulers_own_applies(
+    default_objects: list[Obj],
+) -> None:
+    for deployment in of_kind(default_objects, "Deployment"):
+        assert "topologySpreadConstraints" not in pod_spec(deployment)
+
+
+@pytest.mark.parametrize(
+    ("component", "suffix"),
+    [("operator", "-operator"), ("providerApi", "-provider-api"), ("worker", "-worker")],
+)
+def test_topology_spread_selects_the_components_own_pods_unless_given(
+    component: str, suffix: str
+) -> None:
+    by_zone = {
+        "maxSkew": 2,
+        "topologyKey": "topology.kubernetes.io/zone",
+        "whenUnsatisfiable": "DoNotSchedule",
+        "labelSelector": {"matchLabels": {"team": "assessment"}},
+    }
+    objects = render({f"{component}.topologySpreadConstraints": [SPREAD_BY_NODE, by_zone]})
+    deployment = one(objects, "Deployment", suffix)
+    first, second = pod_spec(deployment)["topologySpreadConstraints"]
+    # The Deployment's own selector: its pods, and only this component's.
+    assert first == {**SPREAD_BY_NODE, "labelSelector": deployment["spec"]["selector"]}
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert first["labelSelector"]["matchLabels"].items() <= pod_labels.items()
+    assert second == by_zone  # a selector of the user's own is kept
+    for other in of_kind(objects, "Deployment"):
+        if other is not deployment:
+            assert "topologySpreadConstraints" not in pod_spec(other)
+
+
+def test_schema_refuses_an_incomplete_spread_constraint() -> None:
+    from tests.support.chart import HelmError
+
+    incomplete = {"maxSkew": 1, "topologyKey": "kubernetes.io/hostname"}
+    with pytest.raises(HelmError, match=r"/worker/topologySpreadConstraints/0'.*whenUnsatisfiable"):
+        render({"worker.topologySpreadConstraints": [incomplete]})
+    with pytest.raises(
+        HelmError, match=r"/operator/topologySpreadConstraints/0/whenUnsatisfiable'"
+    ):
+        render(
+            {
+                "operator.topologySpreadConstraints": [
+                    {**SPREAD_BY_NODE, "whenUnsatisfiable": "Maybe"}
+                ]
+            }
+        )
+
+
+def test_extra_objects_are_rendered_with_tpl_as_objects_or_strings() -> None:
+    as_object = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": '{{ include "cj.fullname" . }}-extra',
+            "namespace": "{{ .Release.Namespace }}",
+            "labels": {"release": "{{ .Release.Name }}"},
+        },
+        "data": {"workers": "{{ .Values.worker.replicas }}"},
+    }
+    as_string = (
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {{ .Release.Name }}-extra-secret\n"
+        'stringData:\n  api: {{ printf "%s-provider-api" (include "cj.fullname" .) | quote }}\n'
+    )
+    objects = render({"extraObjects": [as_object, as_string], "worker.replicas": 3}, release="team")
+    assert one(objects, "ConfigMap", "-extra") == {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": "team-cj-operator-extra",
+            "namespace": "cj-system",
+            "labels": {"release": "team"},
+        },
+        "data": {"workers": "3"},
+    }
+    secret = one(objects, "Secret", "-extra-secret")
+    assert secret["metadata"]["name"] == "team-extra-secret"
+    assert secret["stringData"] == {"api": "team-cj-operator-provider-api"}
+    # Nothing extra by default.
+    assert not [o for o in render() if o["metadata"]["name"].endswith(("-extra", "-extra-secret"))]

@@ -85,7 +85,7 @@ def _selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
     return all(labels.get(k) == v for k, v in selector.items())
 
 
-def test_by_default_the_api_admits_only_the_operator_pods() -> None:
+def test_by_default_the_api_admits_only_the_operator_pods_and_the_helm_test_pod() -> None:
     objects = render()
     policies = {p["metadata"]["name"]: p["spec"] for p in of_kind(objects, "NetworkPolicy")}
     assert set(policies) == {
@@ -99,13 +99,23 @@ def test_by_default_the_api_admits_only_the_operator_pods() -> None:
     assert _selects(api["podSelector"]["matchLabels"], pods["-provider-api"])
     assert not _selects(api["podSelector"]["matchLabels"], pods["-operator"])
     assert not _selects(api["podSelector"]["matchLabels"], pods["-worker"])
+    test_pod = one(objects, "Pod", "-test")["metadata"]["labels"]
     (rule,) = api["ingress"]
-    (peer,) = rule["from"]
-    assert set(peer) == {"podSelector"}  # same namespace, no namespaceSelector, no ipBlock
-    assert _selects(peer["podSelector"]["matchLabels"], pods["-operator"])
-    assert not _selects(peer["podSelector"]["matchLabels"], pods["-worker"])
-    assert not _selects(peer["podSelector"]["matchLabels"], pods["-provider-api"])
+    operator_peer, test_peer = rule["from"]
+    for peer in (operator_peer, test_peer):
+        assert set(peer) == {"podSelector"}  # same namespace, no namespaceSelector, no ipBlock
+        assert not _selects(peer["podSelector"]["matchLabels"], pods["-worker"])
+        assert not _selects(peer["podSelector"]["matchLabels"], pods["-provider-api"])
+    assert _selects(operator_peer["podSelector"]["matchLabels"], pods["-operator"])
+    assert not _selects(operator_peer["podSelector"]["matchLabels"], test_pod)
+    assert _selects(test_peer["podSelector"]["matchLabels"], test_pod)
+    assert not _selects(test_peer["podSelector"]["matchLabels"], pods["-operator"])
     assert rule["ports"] == [{"port": "http", "protocol": "TCP"}]
+    # Without the test pod the API admits the operator alone.
+    (rule,) = one(render({"tests.enabled": False}), "NetworkPolicy", "-provider-api")["spec"][
+        "ingress"
+    ]
+    assert rule["from"] == [operator_peer]
     # Operator and workers: their metrics port only, from any source (no metricsFrom).
     for name, suffix in (("operator", "-operator"), ("worker", "-worker")):
         spec = policies[f"cj-cj-operator-{name}"]
@@ -123,7 +133,7 @@ def test_a_service_monitor_needs_the_prometheus_in_metrics_from() -> None:
     peer = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
     objects = render({"metrics.serviceMonitor.enabled": True, "networkPolicy.metricsFrom": [peer]})
     (rule,) = one(objects, "NetworkPolicy", "-provider-api")["spec"]["ingress"]
-    assert rule["from"][1:] == [peer]
+    assert rule["from"][2:] == [peer]  # after the operator and the helm test pod
     assert one(objects, "ServiceMonitor")
     assert one(
         render({"metrics.serviceMonitor.enabled": True, "networkPolicy.enabled": False}),

@@ -7,6 +7,7 @@ import re
 import pytest
 from pydantic_settings import BaseSettings
 
+from cj_operator.dependency_check import CheckSettings
 from cj_operator.settings import OperatorSettings
 from cj_workers.settings import ProviderApiSettings, TopicBootstrapSettings, WorkerSettings
 from deploy import chart_readme, values_schema
@@ -29,6 +30,7 @@ SETTINGS_OF_CONTAINER: dict[str, type[BaseSettings]] = {
     "provider-api": ProviderApiSettings,
     "worker": WorkerSettings,
     "bootstrap-topics": TopicBootstrapSettings,
+    "check": CheckSettings,  # the `helm test` pod's cj-check
 }
 
 
@@ -44,7 +46,7 @@ def test_every_env_var_the_chart_sets_is_read_by_that_process(which: str) -> Non
             unknown = set(names) - known
             assert not unknown, f"{container['name']} does not read {sorted(unknown)}"
             seen.add(container["name"])
-    assert seen >= {"operator", "migrate", "provider-api", "worker"}
+    assert seen >= {"operator", "migrate", "provider-api", "worker", "check"}
 
 
 @pytest.mark.parametrize(

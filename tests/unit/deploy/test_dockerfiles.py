@@ -95,7 +95,7 @@ def test_every_command_the_chart_runs_exists_in_its_image() -> None:
                 f"{container['name']} runs {container['command'][0]!r}, not a script of {image}"
             )
             checked += 1
-    assert checked == 5  # operator, migrate, provider-api, worker, bootstrap-topics
+    assert checked == 6  # operator, migrate, provider-api, worker, bootstrap-topics, check
 
 
 def test_dockerignore_keeps_the_context_to_the_sources() -> None:
