@@ -17,29 +17,40 @@ SLOPE = 4.0
 SE = 0.5
 
 
-def _simulated(seed: int, n: int = 100) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+NULL_THRESHOLDS = np.array([-1.0, -0.25, 0.5, 1.25])
+"""The null case's grade thresholds: all five grades common, none depending on the score."""
+
+
+def _simulated(
+    seed: int, n: int = 100, slope: float = SLOPE
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """True abilities, estimated scores (truth + N(0, SE^2), centred) and true grades drawn from
-    the proportional-odds model itself."""
+    the proportional-odds model itself; `slope` 0 is the null case (grades independent of the
+    essays' quality, drawn with NULL_THRESHOLDS)."""
     rng = np.random.default_rng(seed)
     theta = rng.normal(0.0, 1.5, n)
-    cumulative = expit(THRESHOLDS[None, :] - SLOPE * theta[:, None])
+    thresholds = THRESHOLDS if slope else NULL_THRESHOLDS
+    cumulative = expit(thresholds[None, :] - slope * theta[:, None])
     category = (rng.random(n)[:, None] > cumulative).sum(axis=1)
     scores = theta + rng.normal(0.0, SE, n)
     return theta, scores - scores.mean(), GRADES[category]
 
 
-@pytest.mark.parametrize("n_anchors", [10, 20])
-def test_the_95_percent_intervals_cover_the_true_grades_of_the_other_essays(
-    n_anchors: int,
-) -> None:
+def _coverage_and_width(
+    n_anchors: int, slope: float, batches: int = 8
+) -> tuple[float, float, list[float]]:
+    """Over `batches` simulated batches: the share of non-anchor essays whose 95% interval holds the
+    true grade, the intervals' mean width (grade units) and the fitted slopes."""
     covered: list[bool] = []
     widths: list[float] = []
-    for seed in range(8):
-        _, scores, grades = _simulated(seed)
+    slopes: list[float] = []
+    for seed in range(batches):
+        _, scores, grades = _simulated(seed, slope=slope)
         rng = np.random.default_rng(100 + seed)
         anchors = {int(i): float(grades[i]) for i in rng.choice(100, n_anchors, replace=False)}
         projection = project_grades(list(scores), [SE] * 100, anchors, seed=seed)
         assert projection is not None
+        slopes.append(projection.slope)
         for i in range(100):
             if i in anchors:
                 continue
@@ -47,9 +58,36 @@ def test_the_95_percent_intervals_cover_the_true_grades_of_the_other_essays(
             assert p is not None
             covered.append(p.low <= grades[i] <= p.high)
             widths.append(p.high - p.low)
-    assert np.mean(covered) >= 0.93
+    return float(np.mean(covered)), float(np.mean(widths)), slopes
+
+
+@pytest.mark.parametrize("n_anchors", [10, 20])
+def test_the_95_percent_intervals_cover_the_true_grades_of_the_other_essays(
+    n_anchors: int,
+) -> None:
+    coverage, width, _ = _coverage_and_width(n_anchors, SLOPE)
+    assert coverage >= 0.93
     # informative: on average the interval leaves out at least one of the five grades
-    assert np.mean(widths) < 3.5
+    assert width < 3.5
+
+
+@pytest.mark.parametrize("n_anchors", [10, 20])
+def test_a_weak_link_between_grade_and_score_keeps_the_coverage(n_anchors: int) -> None:
+    # slope 1: one logit of score moves the cumulative odds by one logit only
+    coverage, _, _ = _coverage_and_width(n_anchors, 1.0, batches=20)
+    assert coverage >= 0.93
+
+
+@pytest.mark.parametrize("n_anchors", [10, 20])
+def test_grades_unrelated_to_the_scores_give_intervals_that_say_so(n_anchors: int) -> None:
+    """The null case: the judge's scale says nothing about the grades. The intervals still hold
+    the true grade at the stated rate, by spanning (nearly) every grade, and the fitted slope is
+    not systematically away from 0. Twenty batches: with 10 anchors a single batch whose anchors
+    miss a common grade covers as little as 0.7 (coverage SD over batches 0.09)."""
+    coverage, width, slopes = _coverage_and_width(n_anchors, 0.0, batches=20)
+    assert coverage >= 0.93
+    assert width >= 3.5  # of 4: five grades, nothing to narrow them
+    assert abs(float(np.mean(slopes))) < 0.5
 
 
 def test_projected_grades_rise_with_the_score() -> None:
