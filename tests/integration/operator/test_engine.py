@@ -57,6 +57,7 @@ class FakeProvider:
         self.requests: list[LLMComparisonRequest] = []
         self.answered: set[uuid.UUID] = set()
         self.refuse: dict[int, LLMErrorCode] = {}
+        self.refuse_details: dict[str, Any] = {}
         self.down = False
         self.cancelled: list[str] = []
         self.model_list: list[ModelInfo] = []
@@ -69,7 +70,11 @@ class FakeProvider:
         for i, r in enumerate(requests):
             if i in self.refuse:
                 error = ErrorDetail(
-                    error_code=self.refuse[i], message="refused", service="api", operation="bulk"
+                    error_code=self.refuse[i],
+                    message="refused",
+                    service="api",
+                    operation="bulk",
+                    details=self.refuse_details,
                 )
                 outcomes.append(
                     BulkItemOutcome(index=i, correlation_id=r.correlation_id, error=error)
@@ -370,6 +375,44 @@ async def test_refusals_fail_or_defer_items(harness: Harness) -> None:
     await asyncio.sleep(harness.engine.send_backoff_left(uid))
     await harness.engine.advance(uid)  # the queue has room again
     assert (await harness.pairs(uid))[1].status == PairStatus.SUBMITTED
+
+
+async def test_a_refused_judge_fails_the_batch_at_once(harness: Harness) -> None:
+    """The provider API refuses the judge itself (INVALID_CONFIG naming provider_override):
+    the batch fails as JudgeRefused at the first refusal instead of pair by pair, what the API
+    queued is cancelled, nothing more is sent, and the follow-ups are written once."""
+    uid = await harness.batch(8)
+    harness.provider.refuse = {1: LLMErrorCode.INVALID_CONFIG}
+    harness.provider.refuse_details = {
+        "field": "llm_config_overrides.provider_override",
+        "provider": "mock",
+    }
+    await harness.engine.advance(uid)
+    batch = await batch_row(harness.db, uid)
+    assert batch.state == BatchStateEnum.FAILED
+    assert batch.reason == "JudgeRefused"
+    assert batch.message.startswith("The provider API refuses the judge of spec.judge: refused.")
+    assert (batch.submitted, batch.completed, batch.failed) == (4, 0, 4)  # one round sent
+    pairs = await harness.pairs(uid)
+    assert {p.status for p in pairs} == {PairStatus.FAILED}
+    assert not any(p.needs_retry for p in pairs)
+    assert harness.provider.cancelled == [uid]
+    assert ("Warning", "JudgeRefused") in harness.kube.events
+    sent = len(harness.provider.requests)
+    await harness.engine.advance(uid)
+    await harness.engine.followups(uid)
+    assert len(harness.provider.requests) == sent
+    assert [e.state for e in harness.publisher.events] == [BatchStateEnum.FAILED]
+
+
+async def test_a_refusal_of_one_request_leaves_the_judge_alone(harness: Harness) -> None:
+    uid = await harness.batch(8)
+    harness.provider.refuse = {1: LLMErrorCode.INVALID_CONFIG}
+    harness.provider.refuse_details = {"field": "llm_config_overrides.temperature_override"}
+    await harness.engine.advance(uid)
+    batch = await batch_row(harness.db, uid)
+    assert batch.state == BatchStateEnum.WAITING_CALLBACKS
+    assert harness.provider.cancelled == []
 
 
 async def test_an_unreachable_provider_keeps_pairs_pending(harness: Harness) -> None:

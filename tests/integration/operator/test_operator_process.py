@@ -373,6 +373,29 @@ async def test_comparisons_that_always_fail_end_in_low_success_rate(
     assert [e.data.state for e in events] == [BatchStateEnum.FAILED]
 
 
+async def test_a_judge_the_provider_api_refuses_fails_the_batch_at_once(
+    operator: Stack, batches: Batches
+) -> None:
+    """The real provider API refuses a model its manifest does not know: the batch fails as
+    JudgeRefused at the first refusal (not LowSuccessRate after every pair and retry),
+    naming the judge and the model."""
+    batches.create("nojudge", spec(judge={"provider": "openai", "model": "gpt-no-such-model"}))
+    failed = batches.wait("nojudge", _finished, "Failed phase", operator)
+    succeeded = condition(failed, "Succeeded")
+    assert succeeded["status"] == "False" and succeeded["reason"] == "JudgeRefused"
+    assert succeeded["message"].startswith("The provider API refuses the judge of spec.judge: ")
+    assert (
+        "'gpt-no-such-model' is not in the manifest for provider 'openai'" in (succeeded["message"])
+    )
+    assert condition(failed, "Ready")["reason"] == "JudgeRefused"
+    assert failed["status"]["completed"] == 0
+    # the first round's three pairs were sent and refused; none retried, no second round
+    assert failed["status"]["submitted"] == failed["status"]["failed"] == 3
+    assert "JudgeRefused" in batches.events("nojudge")
+    events = await completions(operator, at_least=1, settle=1.0)
+    assert [e.data.state for e in events] == [BatchStateEnum.FAILED]
+
+
 async def test_a_restarted_operator_finishes_the_batch_once(
     operator: Stack, batches: Batches
 ) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
+from cj_operator.engine.submission import refuses_the_judge
 from cj_workers.api.validation import HTTP_STATUS, check_request
 from cj_workers.callback_topics import CallbackTopicPolicy
 from cj_workers.manifest import ModelManifest
@@ -116,3 +117,31 @@ def test_the_model_manifest_lists_only_the_enabled_judges() -> None:
     every = manifest.offered(list(LLMProviderType))
     assert every == manifest.all()
     assert {m.provider for m in manifest.offered([LLMProviderType.MOCK])} == {LLMProviderType.MOCK}
+
+
+def test_the_operator_reads_both_judge_refusals_as_refusing_the_judge() -> None:
+    """A disabled provider and a model the manifest does not know are refusals of the judge
+    itself (the operator fails the batch as JudgeRefused); a bad temperature is not."""
+    disabled = check(request("mock"), ProviderApiSettings())
+    unknown = check(
+        LLMComparisonRequest.model_validate(
+            request("openai").model_dump()
+            | {"llm_config_overrides": {"provider_override": "openai", "model_override": "gpt-0"}}
+        ),
+        ProviderApiSettings(),
+    )
+    assert disabled is not None and unknown is not None
+    assert unknown.details == {
+        "field": "llm_config_overrides.model_override",
+        "provider": "openai",
+        "model": "gpt-0",
+    }
+    assert refuses_the_judge(disabled) and refuses_the_judge(unknown)
+    other = ErrorDetail(
+        error_code=LLMErrorCode.INVALID_CONFIG,
+        message="temperature",
+        service="api",
+        operation="submit_comparison",
+        details={"field": "llm_config_overrides.temperature_override"},
+    )
+    assert not refuses_the_judge(other)

@@ -216,6 +216,9 @@ class BatchEngine:
         if outcome.refused is not None:
             refused = steps.KubeEvent("Warning", Reason.COMPARISONS_REFUSED, outcome.refused)
             await self._post_event(uid, refused)
+        if outcome.judge_refused is not None:
+            judge = steps.KubeEvent("Warning", Reason.JUDGE_REFUSED, outcome.judge_refused)
+            await self._post_event(uid, judge)
         if outcome.later:
             delay = self._backoff(uid, outcome.retry_after)
             log.info("submission deferred", delay=delay)

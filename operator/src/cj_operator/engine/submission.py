@@ -2,7 +2,11 @@
 
 Queued pairs become SUBMITTED; refused ones FAILED (retry rules apply). When the provider API
 is down or its queue is full the pairs stay PENDING and the outcome asks the scheduler to try
-again later (it owns the backoff).
+again later (it owns the backoff). When it refuses the judge itself (a provider its
+CJ_ENABLED_PROVIDERS does not list, a model its manifest does not know: INVALID_CONFIG naming
+`llm_config_overrides.provider_override` or `.model_override`), no pair of that judge can ever
+be asked: the batch fails at once as `JudgeRefused` instead of pair by pair, and what the
+provider API still holds of it is cancelled.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import structlog
 from cj_operator.comparison_requests import build_request
 from cj_operator.db import reads, rounds
 from cj_operator.db.session import Database
+from cj_operator.lifecycle.reasons import Reason
 from cj_operator.metrics import OperatorMetrics
 from cj_operator.provider_client import (
     ProviderApi,
@@ -22,12 +27,27 @@ from cj_operator.provider_client import (
     ProviderUnavailableError,
 )
 from cj_plumbing.test_hooks import Point, hold_if_armed
-from common_core import LLMErrorCode
+from common_core import BatchStateEnum, LLMErrorCode
+from common_core.errors import ErrorDetail
 
 log = structlog.get_logger("cj_operator.engine")
 
 DEFER_ERRORS = frozenset({LLMErrorCode.QUEUE_FULL.value})
 """Refusals that say "not now" rather than "not this request": the pair is sent again later."""
+
+JUDGE_FIELDS = frozenset(
+    {"llm_config_overrides.provider_override", "llm_config_overrides.model_override"}
+)
+"""`details.field` of the provider API's INVALID_CONFIG refusals that concern the judge itself
+(the API's `check_request`), not the one request."""
+
+
+def refuses_the_judge(error: ErrorDetail) -> bool:
+    """True when a refusal says the judge (provider or model) cannot be used at all."""
+    return (
+        error.error_code == LLMErrorCode.INVALID_CONFIG
+        and error.details.get("field") in JUDGE_FIELDS
+    )
 
 
 @dataclass(frozen=True)
@@ -37,7 +57,8 @@ class SendOutcome:
     `drained`: nothing PENDING is left. `again`: some pairs were refused (their retries are
     due now). `later`: the provider API is down or full; try again after a backoff, with
     `retry_after` seconds as the server's hint when it gave one. `unavailable` and `refused`
-    carry the error for a Kubernetes Event.
+    carry the error for a Kubernetes Event; `judge_refused` the message the batch failed with
+    when the provider API refused its judge.
     """
 
     drained: bool = False
@@ -46,6 +67,7 @@ class SendOutcome:
     retry_after: float | None = None
     unavailable: str | None = None
     refused: str | None = None
+    judge_refused: str | None = None
 
 
 class Submitter:
@@ -120,6 +142,7 @@ class Submitter:
             queued: list[int] = []
             refused_items: list[rounds.Refusal] = []
             deferred = 0
+            judge_refusal: str | None = None
             for pair, outcome in zip(pairs, answer.outcomes, strict=True):
                 if outcome.queued is not None:
                     queued.append(pair.pair_id)
@@ -131,7 +154,18 @@ class Submitter:
                             pair.pair_id, outcome.error.error_code.value, outcome.error.message
                         )
                     )
+                    if judge_refusal is None and refuses_the_judge(outcome.error):
+                        where = f"spec.judges[{pair.judge_idx}]" if spec.judges else "spec.judge"
+                        judge_refusal = (
+                            f"The provider API refuses the judge of {where}: "
+                            f"{outcome.error.message}. No comparison of it can be asked; "
+                            "the batch failed without judging the rest. Fix the judge (or the "
+                            "API's CJ_ENABLED_PROVIDERS / model manifest) and create the batch "
+                            "again."
+                        )
             retries = await self._record(uid, queued, refused_items)
+            if judge_refusal is not None:
+                return await self._fail_for_judge(uid, judge_refusal)
             self._metrics.comparisons_submitted.labels("queued").inc(len(queued))
             self._metrics.comparisons_submitted.labels("refused").inc(len(refused_items))
             self._metrics.comparisons_submitted.labels("deferred").inc(deferred)
@@ -147,6 +181,25 @@ class Submitter:
                 log.info("provider queue full; resending later", deferred=deferred)
                 return SendOutcome(later=True, again=again)
             self._on_change(uid)
+
+    async def _fail_for_judge(self, uid: str, message: str) -> SendOutcome:
+        """Fail the batch as JudgeRefused (unless it finished meanwhile) and cancel what the
+        provider API still holds of it (best effort: a worker answers a request of a
+        finished batch, and the late answer is only counted)."""
+        async with self._db.sessions.begin() as session:
+            batch = await rounds.lock_batch(session, uid)
+            if batch is None or batch.state.is_terminal:
+                return SendOutcome(again=True)
+            await rounds.finish(
+                session, batch, BatchStateEnum.FAILED, Reason.JUDGE_REFUSED, message
+            )
+        log.error("the provider API refuses the batch's judge; batch failed", message=message)
+        try:
+            await self._provider.cancel(uid)
+        except (ProviderUnavailableError, ProviderRejectedError) as exc:
+            log.warning("could not cancel the failed batch at the provider API", error=str(exc))
+        self._on_change(uid)
+        return SendOutcome(again=True, judge_refused=message)
 
     async def _record(self, uid: str, queued: list[int], refused: list[rounds.Refusal]) -> int:
         async with self._db.sessions.begin() as session:

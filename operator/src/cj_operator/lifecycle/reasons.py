@@ -28,6 +28,9 @@ class Reason(StrEnum):
     """The estimated cost reached `spec.limits.maxCostUSD`."""
     LOW_SUCCESS_RATE = "LowSuccessRate"
     """Too few comparisons ended with a winner (`spec.limits.minSuccessRate`): FAILED."""
+    JUDGE_REFUSED = "JudgeRefused"
+    """The provider API refuses the batch's judge (a provider it does not enable, a model its
+    manifest does not know): FAILED at the first refusal, not pair by pair."""
     TIMED_OUT = "TimedOut"
     """`spec.limits.timeout` passed: scored when enough succeeded, else FAILED."""
     CANCELLED = "Cancelled"

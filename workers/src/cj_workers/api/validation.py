@@ -229,5 +229,13 @@ def check_request(
         if provider is not None:
             problem = manifest.check(provider, overrides.model_override)
             if problem:
-                return error(LLMErrorCode.INVALID_CONFIG, problem, operation, cid)
+                return error(
+                    LLMErrorCode.INVALID_CONFIG,
+                    problem,
+                    operation,
+                    cid,
+                    field="llm_config_overrides.model_override",
+                    provider=provider.value,
+                    model=overrides.model_override,
+                )
     return None
