@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from tests.support.devcluster import ClusterEnv
 from tests.support.isolation import TopicFactory, delete_redis_keys, unique_name
+from tests.support.kafka import create_topic, delete_topics
 from tests.support.stack import Stack, StackConfig
 
 __all__ = ["callback_topic", "operator", "operator_env", "provider"]
@@ -30,15 +30,12 @@ async def callback_topic(cluster: ClusterEnv) -> AsyncIterator[str]:
     worker keeps retrying a publish to a deleted topic; each operator ignores the others'
     callbacks (unknown correlation ids).
     """
-    admin = AIOKafkaAdminClient(bootstrap_servers=cluster.kafka_bootstrap_servers)
-    await admin.start()
     name = f"{unique_name('test.')}.callbacks"
-    await admin.create_topics([NewTopic(name, 2, 1)])
+    await create_topic(cluster.kafka_bootstrap_servers, name, partitions=2)
     try:
         yield name
     finally:
-        await admin.delete_topics([name])
-        await admin.close()
+        await delete_topics(cluster.kafka_bootstrap_servers, [name])
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")

@@ -398,6 +398,8 @@ async def test_a_refused_judge_fails_the_batch_at_once(harness: Harness) -> None
     assert not any(p.needs_retry for p in pairs)
     assert harness.provider.cancelled == [uid]
     assert ("Warning", "JudgeRefused") in harness.kube.events
+    assert harness.metric("cj_operator_comparisons_submitted_total", outcome="queued") == 3
+    assert harness.metric("cj_operator_comparisons_submitted_total", outcome="refused") == 1
     sent = len(harness.provider.requests)
     await harness.engine.advance(uid)
     await harness.engine.followups(uid)

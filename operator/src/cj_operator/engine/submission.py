@@ -164,11 +164,11 @@ class Submitter:
                             "again."
                         )
             retries = await self._record(uid, queued, refused_items)
-            if judge_refusal is not None:
-                return await self._fail_for_judge(uid, judge_refusal)
             self._metrics.comparisons_submitted.labels("queued").inc(len(queued))
             self._metrics.comparisons_submitted.labels("refused").inc(len(refused_items))
             self._metrics.comparisons_submitted.labels("deferred").inc(deferred)
+            if judge_refusal is not None:
+                return await self._fail_for_judge(uid, judge_refusal)
             if refused_items:
                 log.warning(
                     "comparisons refused by the provider API",
@@ -198,7 +198,6 @@ class Submitter:
             await self._provider.cancel(uid)
         except (ProviderUnavailableError, ProviderRejectedError) as exc:
             log.warning("could not cancel the failed batch at the provider API", error=str(exc))
-        self._on_change(uid)
         return SendOutcome(again=True, judge_refused=message)
 
     async def _record(self, uid: str, queued: list[int], refused: list[rounds.Refusal]) -> int:
